@@ -1,0 +1,43 @@
+# Two set-up commands: `make demo` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# The suite starts its own MariaDB and sshd; it needs their binaries, not running services.
+system-deps:
+	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && command -v mariadb-install-db >/dev/null; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server openssh-server >/dev/null; \
+	else \
+	  echo "missing system packages; run: sudo apt-get install mariadb-server openssh-server"; exit 1; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/python -m syncd.demo
+
+test: system-deps $(STAMP)
+	$(BIN)/ruff check syncd tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check syncd tests
+	$(BIN)/mypy
+
+bench: system-deps $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-state

@@ -1,0 +1,48 @@
+"""Errors a user sees. Each carries a message that says what was wrong and what to do.
+
+The CLI turns these into one line on stderr and an exit code; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base for every error that is reported to the user without a traceback."""
+
+
+class ConfigError(SyncdError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class ExportError(SyncdError):
+    """An export file is not a valid settlements export (format v1).
+
+    `where` locates the problem for a human: "line 12", "counterparty #3 (id=…)", "payment #2".
+    """
+
+    def __init__(self, file: str, message: str, *, where: str | None = None, field: str | None = None):
+        self.file = file
+        self.where = where
+        self.field = field
+        self.message = message
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.where:
+            parts.append(self.where)
+        if self.field:
+            parts.append(f"field {self.field}")
+        return ": ".join(parts) + f": {self.message}"
+
+
+class SourceError(SyncdError):
+    """The export source (SFTP server or folder) cannot be reached or read."""
+
+
+class DatabaseError(SyncdError):
+    """The Bitrix database cannot be reached, or is not what syncd expects."""
+
+
+class SchemaError(DatabaseError):
+    """The Bitrix database lacks tables or fields syncd needs (run `syncd migrate`)."""

@@ -1,0 +1,73 @@
+"""Plain records that flow through the pipeline: reader → validator → writer.
+
+Amounts are Decimal (1C money is Number(15,2); never float), GUIDs lower case,
+datetimes timezone-aware (the reader attaches the source zone to naive values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+Mode = Literal["full", "delta"]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    export_id: str
+    generated_at: datetime
+    mode: Mode = "full"
+    payments_from: date | None = None
+    format_version: str = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: str
+    date: datetime
+    sum: Decimal
+    number: str | None = None
+    kind: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str
+    date: date
+    outstanding: Decimal
+    kind: str | None = None
+    number: str | None = None
+    due_date: date | None = None
+    amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastPayment:
+    date: date
+    sum: Decimal
+
+
+@dataclass(slots=True)
+class Counterparty:
+    id: str
+    debt: Decimal
+    payable: Decimal = Decimal("0.00")
+    overdue_debt: Decimal = Decimal("0.00")
+    credit_limit: Decimal | None = None
+    inn: str | None = None
+    kpp: str | None = None
+    name: str | None = None
+    currency: str = "RUB"
+    last_payment: LastPayment | None = None
+    payments: list[Payment] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    counterparties: int
+    payments: int
+    documents: int

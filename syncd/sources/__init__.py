@@ -1,0 +1,67 @@
+"""Where exports come from: an SFTP server or a local folder, behind one small interface.
+
+A source lists the files in its folder that match the pattern, tells complete ones from ones
+still being written, downloads a complete one to a local path, and afterwards keeps, deletes
+or moves it. `open_source` picks the implementation from the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from syncd.config import FileAction, SourceConfig
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # base name inside the source folder
+    size: int
+    mtime: float  # seconds since the epoch, as the server reports it
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A matching file that is not taken this run, and why (still written, no marker yet…)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    ready: list[RemoteFile]  # complete files, sorted by name
+    waiting: list[Waiting]
+
+
+class Source(Protocol):
+    """Used as a context manager: connects on enter, disconnects on exit. Raises SourceError."""
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def describe(self) -> str:
+        """Where this source points, for messages (never with a password)."""
+        ...
+
+    def list(self) -> Listing: ...
+
+    def fetch(self, file: RemoteFile, dest: Path) -> None:
+        """Download `file` to `dest` (written whole or not at all); its size must match the listing."""
+        ...
+
+    def finish(self, file: RemoteFile, action: FileAction) -> None:
+        """Keep, delete or move the file (and its `.done` marker) after it was handled."""
+        ...
+
+
+def open_source(cfg: SourceConfig) -> Source:
+    if cfg.type == "local":
+        from syncd.sources.local import LocalSource
+
+        return LocalSource(cfg)
+    from syncd.sources.sftp import SftpSource
+
+    return SftpSource(cfg)

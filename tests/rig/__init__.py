@@ -1,0 +1,1 @@
+"""Real servers for tests and benchmarks: a private MariaDB and a private OpenSSH sshd."""
