@@ -160,7 +160,9 @@ _TABLE_NAME = re.compile(r"^[a-z0-9_]+$")
 
 def _block_name(text: str) -> str:
     if not _HL_NAME.match(text) or text.endswith("Table") or len(text) > 100:
-        raise ValueError(f"{text!r} is not a valid HL-block name (A-Z first, letters and digits, not ending in 'Table')")
+        raise ValueError(
+            f"{text!r} is not a valid HL-block name (A-Z first, letters and digits, not ending in 'Table')"
+        )
     return text
 
 

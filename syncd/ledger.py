@@ -6,7 +6,26 @@ here must match them.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Double, Integer, MetaData, String, Table, Text
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Double,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+)
 
 metadata = MetaData()
 
@@ -48,3 +67,54 @@ runs = Table(
     Column("summary", Text, nullable=True),
     Column("error", Text, nullable=True),
 )
+
+
+# ---------------------------------------------------------------- queries
+
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+SUPERSEDED = "superseded"
+HELD = "held"
+REJECTED = "rejected"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def find_applied(conn: Connection, *, export_id: str | None, sha256: str) -> Row[Any] | None:
+    """The applied import this file repeats (same export id or same bytes), if any."""
+    cond = imports.c.sha256 == sha256
+    if export_id:
+        cond = or_(cond, imports.c.export_id == export_id)
+    q = select(imports).where(imports.c.status == APPLIED, cond).order_by(imports.c.id).limit(1)
+    return conn.execute(q).first()
+
+
+def newest_full(conn: Connection) -> datetime | None:
+    """As-of time (UTC) of the newest applied full export."""
+    q = select(func.max(imports.c.generated_at)).where(imports.c.status == APPLIED, imports.c.mode == "full")
+    value = conn.execute(q).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def record(conn: Connection, **values: Any) -> int:
+    """Add a ledger entry; for a held file already held with the same content, refresh that entry."""
+    values.setdefault("host", socket.gethostname())
+    if values.get("status") == HELD:
+        prior = conn.execute(
+            select(imports.c.id).where(imports.c.status == HELD, imports.c.sha256 == values["sha256"])
+        ).scalar()
+        if prior is not None:
+            conn.execute(imports.update().where(imports.c.id == prior).values(**values))
+            return int(prior)
+    result = conn.execute(imports.insert().values(**values))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def recent_imports(conn: Connection, limit: int = 20) -> list[Row[Any]]:
+    return list(conn.execute(select(imports).order_by(imports.c.id.desc()).limit(limit)))

@@ -1,0 +1,432 @@
+"""The writer: applies one export's records to the three HL-block data tables.
+
+It runs inside a transaction its caller owns, so a file is applied whole or not at all.
+Counterparties are handled in batches: for each batch the existing rows are read once, compared
+with the file, and only the differences are written with multi-row statements. That keeps the
+statement count at a few per batch and leaves unchanged payment and document rows untouched.
+
+Time never goes backwards: a counterparty whose balance row was confirmed by a newer export
+(UF_UPDATED_AT later than this export's as-of time) keeps its rows. Every counterparty the file
+lists gets UF_UPDATED_AT = the export's as-of time, so after a full export the rows still older
+than that are exactly the counterparties the file no longer lists.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, tzinfo
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, func, or_, select
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from syncd.bitrix.schema import BlockSpec, data_table
+from syncd.bitrix.users import Linker
+from syncd.records import Counterparty, Header
+
+Row = dict[str, Any]
+T = TypeVar("T")
+
+BATCH = 1000  # counterparties per batch: ~10k payments, IN-lists well under max_allowed_packet
+CHUNK = 5000  # rows or ids per statement
+
+
+@dataclass
+class BlockCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def written(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+@dataclass
+class ApplyCounts:
+    balance: BlockCounts = field(default_factory=BlockCounts)
+    payments: BlockCounts = field(default_factory=BlockCounts)
+    documents: BlockCounts = field(default_factory=BlockCounts)
+    counterparties: int = 0
+    skipped_newer: int = 0  # counterparties confirmed by a newer export: left as they were
+
+    def by_role(self) -> dict[str, BlockCounts]:
+        return {"balance": self.balance, "payments": self.payments, "documents": self.documents}
+
+
+class HeldByGuard(Exception):
+    """The export would take the debts off too many counterparties; it needs an admin's approval."""
+
+
+@dataclass(frozen=True)
+class Blocks:
+    balance: Table
+    payments: Table
+    documents: Table
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[BlockSpec]) -> Blocks:
+        tables = {s.role: data_table(s) for s in specs}
+        return cls(tables["balance"], tables["payments"], tables["documents"])
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    bitrix_tz: tzinfo
+    on_missing: str = "zero"  # zero | delete | keep
+    max_missing_ratio: float = 0.2
+    guard: bool = True  # False when an admin approved the export
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _money(value: Decimal | None) -> float | None:
+    # Bitrix stores money as DOUBLE; converting once here makes stored and new values compare exactly.
+    return None if value is None else float(value)
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, float) and isinstance(new, float):
+        return round(old, 2) == round(new, 2)
+    return bool(old == new)
+
+
+class Writer:
+    """Applies one export inside the caller's transaction."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        blocks: Blocks,
+        header: Header,
+        linker: Linker,
+        options: ApplyOptions,
+        progress: Callable[[int], None] | None = None,
+    ):
+        self.conn = conn
+        self.b = blocks
+        self.header = header
+        self.linker = linker
+        self.opt = options
+        self.progress = progress
+        self.counts = ApplyCounts()
+        self.as_of = self._local(header.generated_at)
+        self.payments_from: datetime | None = None
+        if header.payments_from is not None:
+            midnight = datetime.combine(header.payments_from, time(0), tzinfo=header.generated_at.tzinfo)
+            self.payments_from = self._local(midnight)
+        self._upsert_cache: dict[str, Insert] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _local(self, moment: datetime) -> datetime:
+        """An aware datetime as Bitrix stores it: naive, in the site's zone, whole seconds."""
+        return moment.astimezone(self.opt.bitrix_tz).replace(tzinfo=None, microsecond=0)
+
+    def _update_by_id(self, table: Table, rows: list[Row]) -> None:
+        """Rewrite whole rows by primary key with one multi-row statement per chunk.
+
+        INSERT … ON DUPLICATE KEY UPDATE on ID is the one bulk UPDATE that PyMySQL batches into a
+        multi-row statement; SQLAlchemy renders it right for MySQL 8 (row alias) and MariaDB (VALUES()).
+        """
+        if not rows:
+            return
+        stmt = self._upsert_cache.get(table.name)
+        if stmt is None:
+            cols = [c for c in rows[0] if c != "ID"]
+            if self.conn.dialect.name == "sqlite":
+                ins = sqlite.insert(table)
+                stmt = ins.on_conflict_do_update(index_elements=["ID"], set_={c: ins.excluded[c] for c in cols})
+            else:
+                mins = mysql.insert(table)
+                stmt = mins.on_duplicate_key_update({c: mins.inserted[c] for c in cols})
+            self._upsert_cache[table.name] = stmt
+        for chunk in _chunks(rows):
+            self.conn.execute(stmt, list(chunk))
+
+    def _insert(self, table: Table, rows: list[Row]) -> None:
+        for chunk in _chunks(rows):
+            self.conn.execute(table.insert(), list(chunk))
+
+    def _delete_ids(self, table: Table, ids: list[int]) -> None:
+        for chunk in _chunks(ids):
+            self.conn.execute(table.delete().where(table.c.ID.in_(chunk)))
+
+    def _select_in(self, table: Table, column: str, keys: Sequence[str], *extra: Any) -> list[Row]:
+        rows: list[Row] = []
+        for chunk in _chunks(keys):
+            q = select(table).where(table.c[column].in_(chunk), *extra)
+            rows.extend(dict(r._mapping) for r in self.conn.execute(q))
+        return rows
+
+    def _diff(self, table: Table, counts: BlockCounts, existing: Row | None, new: Row,
+              inserts: list[Row], updates: list[Row]) -> None:
+        if existing is None:
+            inserts.append(new)
+            counts.inserted += 1
+            return
+        changed = any(
+            not _same(existing.get(k), v) for k, v in new.items() if k != "UF_UPDATED_AT"
+        )
+        if changed:
+            updates.append({"ID": existing["ID"], **new})
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, counterparties: Iterable[Counterparty]) -> ApplyCounts:
+        known_before = self.conn.execute(select(func.count()).select_from(self.b.balance)).scalar_one()
+        for batch in _batches(counterparties, BATCH):
+            self._apply_batch(batch)
+            if self.progress:
+                self.progress(len(batch))
+        if self.header.mode == "full":
+            self._apply_missing(int(known_before))
+        return self.counts
+
+    def _apply_batch(self, batch: list[Counterparty]) -> None:
+        bal = self.b.balance
+        ids = [cp.id for cp in batch]
+        existing = {r["UF_CONTRACTOR_XML_ID"]: r for r in self._select_in(bal, "UF_CONTRACTOR_XML_ID", ids)}
+        current: list[Counterparty] = []
+        for cp in batch:
+            row = existing.get(cp.id)
+            stamp = row["UF_UPDATED_AT"] if row else None
+            if stamp is not None and stamp > self.as_of:
+                self.counts.skipped_newer += 1
+                self.counts.balance.unchanged += 1
+            else:
+                current.append(cp)
+        self.counts.counterparties += len(batch)
+        if not current:
+            return
+        self._apply_payments(current)
+        self._apply_documents(current)
+        self._apply_balance(current, existing)
+
+    def _apply_payments(self, cps: list[Counterparty]) -> None:
+        t = self.b.payments
+        counts = self.counts.payments
+        file_ids = [p.id for cp in cps for p in cp.payments]
+        existing = {r["UF_PAYMENT_XML_ID"]: r for r in self._select_in(t, "UF_PAYMENT_XML_ID", file_ids)}
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        for cp in cps:
+            user = self.linker.user_for(cp.id)
+            for p in cp.payments:
+                new = {
+                    "UF_PAYMENT_XML_ID": p.id,
+                    "UF_CONTRACTOR_XML_ID": cp.id,
+                    "UF_BITRIX_USER_ID": user,
+                    "UF_DATE": self._local(p.date),
+                    "UF_SUM": _money(p.sum),
+                    "UF_CURRENCY": cp.currency,
+                    "UF_NUMBER": p.number,
+                    "UF_KIND": p.kind,
+                    "UF_PURPOSE": p.purpose,
+                    "UF_UPDATED_AT": self.as_of,
+                }
+                self._diff(t, counts, existing.get(p.id), new, inserts, updates)
+        if self.payments_from is not None:
+            # With a payments window, a payment in the window that the file no longer lists was cancelled.
+            listed = set(file_ids)
+            stale = [
+                r["ID"]
+                for r in self._select_in(
+                    t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], t.c.UF_DATE >= self.payments_from
+                )
+                if r["UF_PAYMENT_XML_ID"] not in listed
+            ]
+            self._delete_ids(t, stale)
+            counts.deleted += len(stale)
+        self._insert(t, inserts)
+        self._update_by_id(t, updates)
+
+    def _apply_documents(self, cps: list[Counterparty]) -> None:
+        t = self.b.documents
+        counts = self.counts.documents
+        existing: dict[tuple[str, str, date | None], Row] = {}
+        extra: list[int] = []
+        for r in self._select_in(t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps]):
+            key = (r["UF_CONTRACTOR_XML_ID"], r["UF_DOCUMENT_XML_ID"], r["UF_DUE_DATE"])
+            if key in existing:
+                extra.append(r["ID"])  # a duplicate row (made by hand?): the file's list is the truth
+            else:
+                existing[key] = r
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        for cp in cps:
+            user = self.linker.user_for(cp.id)
+            for d in cp.documents:
+                new = {
+                    "UF_DOCUMENT_XML_ID": d.id,
+                    "UF_CONTRACTOR_XML_ID": cp.id,
+                    "UF_BITRIX_USER_ID": user,
+                    "UF_KIND": d.kind,
+                    "UF_NUMBER": d.number,
+                    "UF_CURRENCY": cp.currency,
+                    "UF_DATE": d.date,
+                    "UF_DUE_DATE": d.due_date,
+                    "UF_AMOUNT": _money(d.amount),
+                    "UF_OUTSTANDING": _money(d.outstanding),
+                    "UF_UPDATED_AT": self.as_of,
+                }
+                self._diff(t, counts, existing.pop((cp.id, d.id, d.due_date), None), new, inserts, updates)
+        gone = [r["ID"] for r in existing.values()] + extra
+        self._delete_ids(t, gone)
+        counts.deleted += len(gone)
+        self._insert(t, inserts)
+        self._update_by_id(t, updates)
+
+    def _last_payments(self, cps: list[Counterparty]) -> dict[str, tuple[date, float]]:
+        """Newest incoming payment per counterparty, from the payments block (already updated)."""
+        need = [cp.id for cp in cps if cp.last_payment is None]
+        t = self.b.payments
+        best: dict[str, tuple[datetime, int, float]] = {}
+        for chunk in _chunks(need):
+            q = select(t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DATE, t.c.ID, t.c.UF_SUM).where(
+                t.c.UF_CONTRACTOR_XML_ID.in_(chunk), t.c.UF_SUM > 0, t.c.UF_DATE.is_not(None)
+            )
+            for guid, when, row_id, amount in self.conn.execute(q):
+                if guid not in best or (when, row_id) > best[guid][:2]:
+                    best[guid] = (when, row_id, amount)
+        return {g: (v[0].date(), v[2]) for g, v in best.items()}
+
+    def _apply_balance(self, cps: list[Counterparty], existing: dict[str, Row]) -> None:
+        t = self.b.balance
+        counts = self.counts.balance
+        last = self._last_payments(cps)
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        confirm: list[int] = []
+        for cp in cps:
+            if cp.last_payment is not None:
+                lp_date: date | None = cp.last_payment.date
+                lp_sum = _money(cp.last_payment.sum)
+            else:
+                lp_date, lp_sum = last.get(cp.id, (None, None))
+            new = {
+                "UF_CONTRACTOR_XML_ID": cp.id,
+                "UF_BITRIX_USER_ID": self.linker.user_for(cp.id),
+                "UF_DEBT": _money(cp.debt),
+                "UF_OVERDUE_DEBT": _money(cp.overdue_debt),
+                "UF_CREDIT_LIMIT": _money(cp.credit_limit),
+                "UF_LAST_PAYMENT_DATE": lp_date,
+                "UF_LAST_PAYMENT_SUM": lp_sum,
+                "UF_UPDATED_AT": self.as_of,
+                "UF_PAYABLE": _money(cp.payable),
+                "UF_CURRENCY": cp.currency,
+                "UF_INN": cp.inn,
+                "UF_KPP": cp.kpp,
+                "UF_NAME": cp.name,
+            }
+            before = counts.unchanged
+            old = existing.get(cp.id)
+            self._diff(t, counts, old, new, inserts, updates)
+            if counts.unchanged != before and old is not None and old["UF_UPDATED_AT"] != self.as_of:
+                confirm.append(old["ID"])
+        self._insert(t, inserts)
+        self._update_by_id(t, updates)
+        # The values are the same, but the row is now confirmed as of this export: the site shows that date.
+        for chunk in _chunks(confirm):
+            self.conn.execute(t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of))
+
+    def _apply_missing(self, known_before: int) -> None:
+        """Counterparties the site knows but this full export does not list no longer owe anything."""
+        t = self.b.balance
+        missing = [
+            dict(r._mapping)
+            for r in self.conn.execute(
+                select(t.c.ID, t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DEBT, t.c.UF_OVERDUE_DEBT, t.c.UF_PAYABLE).where(
+                    or_(t.c.UF_UPDATED_AT.is_(None), t.c.UF_UPDATED_AT < self.as_of)
+                )
+            )
+        ]
+        if self.opt.on_missing == "keep" and self.counts.counterparties > 0:
+            return
+        with_debt = [r for r in missing if any(r[k] for k in ("UF_DEBT", "UF_OVERDUE_DEBT", "UF_PAYABLE"))]
+        if self.opt.guard and known_before > 0:
+            if self.counts.counterparties == 0:
+                raise HeldByGuard(
+                    f"the export lists no counterparty while the site knows {known_before}: "
+                    "an empty export is usually a failed query in 1C"
+                )
+            ratio = len(with_debt) / known_before
+            if self.opt.on_missing != "keep" and ratio > self.opt.max_missing_ratio:
+                raise HeldByGuard(
+                    f"the export would take the debts off {len(with_debt)} of {known_before} counterparties "
+                    f"({ratio:.0%}, more than max_missing_ratio {self.opt.max_missing_ratio:.0%})"
+                )
+        if self.opt.on_missing == "keep" or not missing:
+            return
+        guids = [r["UF_CONTRACTOR_XML_ID"] for r in missing]
+        docs = self.b.documents
+        gone_docs = 0
+        for chunk in _chunks(guids):
+            gone_docs += self.conn.execute(docs.delete().where(docs.c.UF_CONTRACTOR_XML_ID.in_(chunk))).rowcount
+        self.counts.documents.deleted += gone_docs
+        ids = [r["ID"] for r in missing]
+        if self.opt.on_missing == "delete":
+            self._delete_ids(t, ids)
+            self.counts.balance.deleted += len(ids)
+            return
+        zero_ids = [r["ID"] for r in with_debt]
+        for chunk in _chunks(zero_ids):
+            self.conn.execute(
+                t.update().where(t.c.ID.in_(chunk)).values(
+                    UF_DEBT=0.0, UF_OVERDUE_DEBT=0.0, UF_PAYABLE=0.0, UF_UPDATED_AT=self.as_of
+                )
+            )
+        self.counts.balance.updated += len(zero_ids)
+        # Already zero: only confirmed as of this export.
+        zeroed = set(zero_ids)
+        quiet = [i for i in ids if i not in zeroed]
+        for chunk in _chunks(quiet):
+            self.conn.execute(t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of))
+        self.counts.balance.unchanged += len(quiet)
+
+
+def apply_export(
+    conn: Connection,
+    blocks: Blocks,
+    header: Header,
+    counterparties: Iterable[Counterparty],
+    linker: Linker,
+    options: ApplyOptions,
+    progress: Callable[[int], None] | None = None,
+) -> ApplyCounts:
+    """Apply one export in the caller's transaction. Raises HeldByGuard (caller rolls back)."""
+    return Writer(conn, blocks, header, linker, options, progress).apply(counterparties)
+
+
+def relink(conn: Connection, blocks: Blocks, linker: Linker) -> dict[str, int]:
+    """Set UF_BITRIX_USER_ID on every row of the three blocks from the linker; returns rows changed."""
+    changed: dict[str, int] = defaultdict(int)
+    for role, table in (("balance", blocks.balance), ("payments", blocks.payments), ("documents", blocks.documents)):
+        rows = conn.execute(select(table.c.ID, table.c.UF_CONTRACTOR_XML_ID, table.c.UF_BITRIX_USER_ID))
+        by_user: dict[int | None, list[int]] = defaultdict(list)
+        for row_id, guid, user in rows:
+            want = linker.user_for(guid) if guid else None
+            if want != user:
+                by_user[want].append(row_id)
+        for user, ids in by_user.items():
+            for chunk in _chunks(ids):
+                conn.execute(table.update().where(table.c.ID.in_(chunk)).values(UF_BITRIX_USER_ID=user))
+            changed[role] += len(ids)
+    return dict(changed)
