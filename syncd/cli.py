@@ -2,15 +2,93 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
 import click
 
 from syncd import __version__
+from syncd import config as config_mod
+from syncd.config import Config
+from syncd.errors import ConfigError, DatabaseError, SourceError, SyncdError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INTERNAL = 1
+EXIT_CONFIG = 3
+EXIT_SOURCE = 6
+EXIT_DATABASE = 7
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """One line on stderr and the documented exit code; never a traceback for a known error."""
+    code = EXIT_INTERNAL
+    if isinstance(exc, ConfigError):
+        code = EXIT_CONFIG
+    elif isinstance(exc, DatabaseError):
+        code = EXIT_DATABASE
+    elif isinstance(exc, SourceError):
+        code = EXIT_SOURCE
+    click.echo(f"syncd: error: {exc}", err=True)
+    sys.exit(code)
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        envvar=config_mod.ENV_CONFIG,
+        metavar="PATH",
+        help=f"Configuration file (TOML). Default: ${config_mod.ENV_CONFIG}.",
+    )(f)
+
+
+def load_config(path: str | None) -> Config:
+    try:
+        return config_mod.load(path)
+    except ConfigError as exc:
+        fail(exc)
+
+
+def errors_to_exit(f: F) -> F:
+    """Known errors become one line and an exit code; unknown ones too, with the traceback only at debug."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except SyncdError as exc:
+            fail(exc)
+        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            logging.getLogger("syncd").debug("internal error", exc_info=True)
+            click.echo(f"syncd: internal error: {exc.__class__.__name__}: {exc} (please report it)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syncd")
-def cli() -> None:
-    """Apply 1C settlements exports to Bitrix HL-blocks."""
+@click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
+def cli(verbose: bool) -> None:
+    """Apply 1C settlements exports to Bitrix HL-blocks.
+
+    \b
+    Exit codes: 0 OK; 1 internal error; 2 usage; 3 bad configuration;
+    4 a file was rejected; 5 a file was held by the guard; 6 source unreachable;
+    7 database unreachable or not migrated; 8 another run holds the lock.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def main() -> None:
