@@ -6,7 +6,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -14,6 +14,9 @@ from syncd import __version__
 from syncd import config as config_mod
 from syncd.config import Config
 from syncd.errors import ConfigError, DatabaseError, SourceError, SyncdError
+
+if TYPE_CHECKING:
+    from syncd.runner import FileOutcome, RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,6 +92,57 @@ def cli(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def _describe(outcome: FileOutcome) -> str:
+    from syncd.runner import format_counts
+
+    head = f"{outcome.status:<10} {outcome.name}"
+    if outcome.header is not None:
+        head += f"  [{outcome.header.mode}, as of {outcome.header.generated_at:%Y-%m-%d %H:%M:%S}]"
+    if outcome.counts is not None:
+        head += f"  {format_counts(outcome.counts)}"
+    if outcome.message:
+        head += f"  {outcome.message}"
+    if outcome.status != "waiting":
+        head += f"  ({outcome.seconds:.2f}s)"
+    return head
+
+
+def summary_line(result: RunResult) -> str:
+    parts = [f"{result.count(s)} {s}" for s in ("applied", "duplicate", "superseded", "held", "rejected", "waiting")]
+    took = (result.finished - result.started).total_seconds() if result.finished else 0.0
+    text = "summary: " + ", ".join(parts) + f" in {took:.1f}s"
+    if result.error is not None:
+        text += f"; run failed: {result.error}"
+    return text
+
+
+@cli.command("run-once")
+@config_option
+@click.option("--approve", multiple=True, metavar="EXPORT_ID|FILE",
+              help="Apply this held export despite the missing-counterparties guard. Repeatable.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something went wrong.")
+@errors_to_exit
+def run_once_cmd(config_path: str | None, approve: tuple[str, ...], quiet: bool) -> None:
+    """Apply every complete new export from the source, then exit.
+
+    Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
+    """
+    from syncd.runner import run_once
+
+    cfg = load_config(config_path)
+
+    def show(outcome: FileOutcome) -> None:
+        if not quiet or outcome.status in ("held", "rejected"):
+            click.echo(_describe(outcome))
+
+    result = run_once(cfg, approve=approve, on_file=show)
+    if result.error is not None:
+        click.echo(f"syncd: error: {result.error}", err=True)
+    if not quiet or result.exit_code != 0:
+        click.echo(summary_line(result))
+    sys.exit(result.exit_code)
 
 
 def main() -> None:

@@ -1,0 +1,345 @@
+"""One sync: list the source, fetch what is complete, and apply each export whole or not at all.
+
+    source.list → fetch → read header → (duplicate | superseded | apply in one transaction) → ledger → finish
+
+The daemon and the CLI only call `run_once`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from syncd import ledger
+from syncd.bitrix.hlblock import ApplyCounts, ApplyOptions, Blocks, HeldByGuard, apply_export
+from syncd.bitrix.migrate import check_blocks
+from syncd.bitrix.schema import block_specs
+from syncd.bitrix.users import load_linker
+from syncd.config import Config
+from syncd.db import make_engine, safe_url
+from syncd.errors import DatabaseError, ExportError, SchemaError, SourceError, SyncdError
+from syncd.formats import open_export, read_header
+from syncd.records import Header
+from syncd.sources import RemoteFile, Source, open_source
+
+log = logging.getLogger("syncd.runner")
+
+Status = Literal["applied", "duplicate", "superseded", "held", "rejected", "waiting"]
+
+# Exit codes (documented in README "Exit codes"); when several apply, the first in this order wins.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_CONFIG = 3
+EXIT_REJECTED = 4
+EXIT_HELD = 5
+EXIT_SOURCE = 6
+EXIT_DATABASE = 7
+EXIT_LOCKED = 8
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    status: Status
+    message: str = ""
+    header: Header | None = None
+    counts: ApplyCounts | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    started: datetime
+    files: list[FileOutcome] = field(default_factory=list)
+    error: SyncdError | None = None  # the run itself failed (source or database unreachable…)
+    finished: datetime | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if isinstance(self.error, DatabaseError):
+            return EXIT_DATABASE
+        if isinstance(self.error, SourceError):
+            return EXIT_SOURCE
+        if self.error is not None:
+            return EXIT_INTERNAL
+        statuses = {f.status for f in self.files}
+        if "rejected" in statuses:
+            return EXIT_REJECTED
+        if "held" in statuses:
+            return EXIT_HELD
+        return EXIT_OK
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+
+@dataclass
+class _Fetched:
+    remote: RemoteFile
+    path: Path
+    sha256: str
+    header: Header
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _State:
+    """The state folder: downloads in progress, and archives of applied and rejected files."""
+
+    def __init__(self, root: Path, keep_applied: int):
+        self.root = root
+        self.keep_applied = keep_applied
+        self.downloads = root / "downloads"
+        self.applied = root / "applied"
+        self.rejected = root / "rejected"
+        try:
+            for d in (self.downloads, self.applied, self.rejected):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"state.dir {root}: cannot create {exc.filename}: {exc.strerror}") from None
+
+    def download_path(self, name: str) -> Path:
+        return self.downloads / name
+
+    def archive_applied(self, path: Path) -> None:
+        shutil.move(path, self.applied / path.name)
+        kept = sorted(self.applied.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[self.keep_applied :]:
+            old.unlink(missing_ok=True)
+
+    def archive_rejected(self, path: Path, reason: str) -> Path:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = self.rejected / f"{stamp}_{path.name}"
+        shutil.move(path, target)
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        return target
+
+
+class Runner:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        approve: Sequence[str] = (),
+        engine: Engine | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_file: Callable[[FileOutcome], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.approve = {a.strip().lower() for a in approve}
+        self.engine = engine or make_engine(cfg.database)
+        self.should_stop = should_stop
+        self.on_file = on_file
+        self.blocks = Blocks.from_specs(block_specs(cfg.bitrix.blocks))
+
+    # -------------------------------------------------------------- database
+
+    def _check_database(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                problems = check_blocks(conn, self.cfg.bitrix)
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot reach the database {safe_url(self.engine)}: {_db_reason(exc)}") from None
+        if problems:
+            raise SchemaError("the database is not ready: " + "; ".join(problems) + " (run `syncd migrate`)")
+
+    # -------------------------------------------------------------- one run
+
+    def run(self) -> RunResult:
+        result = RunResult(started=ledger.utcnow())
+        try:
+            self._check_database()
+            state = _State(self.cfg.state.dir, self.cfg.state.keep_applied)
+            with ExitStack() as stack:
+                source = stack.enter_context(open_source(self.cfg.source))
+                listing = source.list()
+                for w in listing.waiting:
+                    self._emit(result, FileOutcome(w.name, "waiting", w.reason))
+                fetched: list[_Fetched] = []
+                for remote in listing.ready:
+                    if self.should_stop():
+                        break
+                    item = self._fetch(source, state, remote, result)
+                    if item is not None:
+                        fetched.append(item)
+                # Exports apply in the order 1C took them, whatever their names.
+                fetched.sort(key=lambda f: (f.header.generated_at, f.remote.name))
+                for item in fetched:
+                    if self.should_stop():
+                        item.path.unlink(missing_ok=True)
+                        continue
+                    self._handle(source, state, item, result)
+        except SyncdError as exc:
+            result.error = exc
+        except OperationalError as exc:
+            result.error = DatabaseError(f"database {safe_url(self.engine)}: {_db_reason(exc)}")
+        finally:
+            for leftover in self.cfg.state.dir.joinpath("downloads").glob("*"):
+                leftover.unlink(missing_ok=True)
+            result.finished = ledger.utcnow()
+        return result
+
+    def _emit(self, result: RunResult, outcome: FileOutcome) -> None:
+        result.files.append(outcome)
+        if self.on_file:
+            self.on_file(outcome)
+
+    def _fetch(self, source: Source, state: _State, remote: RemoteFile, result: RunResult) -> _Fetched | None:
+        path = state.download_path(remote.name)
+        t0 = time.monotonic()
+        try:
+            source.fetch(remote, path)
+        except SourceError:
+            # A partial set of files must not be applied out of order: the whole run fails, applying nothing.
+            path.unlink(missing_ok=True)
+            raise
+        sha = _sha256(path)
+        try:
+            header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone)
+        except ExportError as exc:
+            self._reject(source, state, remote, path, sha, None, str(exc), result, t0)
+            return None
+        return _Fetched(remote, path, sha, header)
+
+    def _reject(
+        self,
+        source: Source,
+        state: _State,
+        remote: RemoteFile,
+        path: Path,
+        sha: str,
+        header: Header | None,
+        reason: str,
+        result: RunResult,
+        t0: float,
+    ) -> None:
+        with self.engine.begin() as conn:
+            ledger.record(conn, **self._entry(remote, sha, header, ledger.REJECTED), error=reason)
+        kept = state.archive_rejected(path, reason)
+        source.finish(remote, self.cfg.source.on_failure)
+        log.error("rejected %s: %s (copy kept in %s)", remote.name, reason, kept)
+        self._emit(result, FileOutcome(remote.name, "rejected", reason, header, seconds=time.monotonic() - t0))
+
+    def _entry(self, remote: RemoteFile, sha: str, header: Header | None, status: str) -> dict[str, object]:
+        return {
+            "file_name": remote.name,
+            "file_size": remote.size,
+            "file_mtime": remote.mtime,
+            "sha256": sha,
+            "export_id": header.export_id if header else None,
+            "generated_at": ledger.to_utc(header.generated_at) if header else None,
+            "mode": header.mode if header else None,
+            "status": status,
+            "started_at": ledger.utcnow(),
+            "finished_at": ledger.utcnow(),
+        }
+
+    def _handle(self, source: Source, state: _State, item: _Fetched, result: RunResult) -> None:
+        t0 = time.monotonic()
+        remote, header = item.remote, item.header
+        with self.engine.connect() as conn:
+            prior = ledger.find_applied(conn, export_id=header.export_id, sha256=item.sha256)
+            newest = ledger.newest_full(conn)
+        if prior is not None:
+            why = f"already applied as {prior.file_name} (import #{prior.id})"
+            self._skip(source, item, ledger.DUPLICATE, why, result, t0)
+            return
+        if header.mode == "full" and newest is not None and ledger.to_utc(header.generated_at) < newest:
+            why = f"a newer full export (as of {newest:%Y-%m-%d %H:%M:%S} UTC) was already applied"
+            self._skip(source, item, ledger.SUPERSEDED, why, result, t0)
+            return
+        approved = bool({header.export_id.lower(), remote.name.lower()} & self.approve)
+        options = ApplyOptions(
+            bitrix_tz=self.cfg.bitrix.timezone,
+            on_missing=self.cfg.bitrix.on_missing,
+            max_missing_ratio=self.cfg.bitrix.max_missing_ratio,
+            guard=not approved,
+        )
+        started = ledger.utcnow()
+        try:
+            with self.engine.begin() as conn:
+                linker = load_linker(conn, self.cfg.bitrix.link_by)
+                with open_export(item.path, name=remote.name, source_tz=self.cfg.source.timezone) as export:
+                    counts = apply_export(conn, self.blocks, export.header, export.counterparties(), linker, options)
+                entry = self._entry(remote, item.sha256, header, ledger.APPLIED)
+                entry["started_at"] = started
+                entry.update(
+                    {f"{role}_{action}": getattr(c, action) for role, c in counts.by_role().items()
+                     for action in ledger.ACTIONS}
+                )
+                ledger.record(conn, **entry)
+        except ExportError as exc:
+            self._reject(source, state, remote, item.path, item.sha256, header, str(exc), result, t0)
+            return
+        except HeldByGuard as exc:
+            reason = f"held: {exc}; to apply it anyway: syncd run-once --approve {header.export_id}"
+            with self.engine.begin() as conn:
+                ledger.record(conn, **self._entry(remote, item.sha256, header, ledger.HELD), error=reason)
+            item.path.unlink(missing_ok=True)
+            log.warning("held %s: %s", remote.name, reason)
+            self._emit(result, FileOutcome(remote.name, "held", reason, header, seconds=time.monotonic() - t0))
+            return
+        except SQLAlchemyError as exc:
+            # The file is fine as far as we know; it stays on the source and is retried next run.
+            item.path.unlink(missing_ok=True)
+            raise DatabaseError(f"applying {remote.name} failed, nothing was changed: {_db_reason(exc)}") from None
+        state.archive_applied(item.path)
+        source.finish(remote, self.cfg.source.on_success)
+        outcome = FileOutcome(remote.name, "applied", "", header, counts, time.monotonic() - t0)
+        log.info("applied %s: %s", remote.name, format_counts(counts))
+        self._emit(result, outcome)
+
+    def _skip(self, source: Source, item: _Fetched, status: str, why: str, result: RunResult, t0: float) -> None:
+        with self.engine.begin() as conn:
+            ledger.record(conn, **self._entry(item.remote, item.sha256, item.header, status), error=why)
+        item.path.unlink(missing_ok=True)
+        source.finish(item.remote, self.cfg.source.on_success)
+        log.info("%s %s: %s", status, item.remote.name, why)
+        self._emit(
+            result, FileOutcome(item.remote.name, status, why, item.header, seconds=time.monotonic() - t0)  # type: ignore[arg-type]
+        )
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own words without SQL text or parameters (they may hold data, never needed here)."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None and getattr(orig, "args", None):
+        args = orig.args
+        return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
+    return exc.__class__.__name__
+
+
+def format_counts(counts: ApplyCounts) -> str:
+    parts = []
+    for role, c in counts.by_role().items():
+        parts.append(f"{role} +{c.inserted} ~{c.updated} ={c.unchanged} -{c.deleted}")
+    return ", ".join(parts)
+
+
+def run_once(
+    cfg: Config,
+    *,
+    approve: Sequence[str] = (),
+    engine: Engine | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_file: Callable[[FileOutcome], None] | None = None,
+) -> RunResult:
+    """Apply every pending complete export once. Never raises for expected failures: see RunResult."""
+    return Runner(cfg, approve=approve, engine=engine, should_stop=should_stop, on_file=on_file).run()
