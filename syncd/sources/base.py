@@ -1,0 +1,104 @@
+"""Which files in a source folder are complete exports: shared by the SFTP and the local source.
+
+1C's writers are not atomic, so a file is taken only when its name is not a temporary one, it
+has not been modified for `min_age`, and (if the site asks for it) its `<name>.done` marker is
+there. The rules are pure functions of a directory listing and a clock, so they are tested
+without a server.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from fnmatch import fnmatchcase
+
+from syncd.sources import Listing, RemoteFile, Waiting
+
+MARKER_SUFFIX = ".done"
+TEMP_SUFFIXES = (".tmp", ".part")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One name in a directory as a source sees it."""
+
+    name: str
+    size: int
+    mtime: float
+    is_file: bool = True  # False for directories, symlinks, devices…
+
+
+def is_candidate_name(name: str) -> bool:
+    """False for names that are never an export, whatever the pattern says."""
+    if name.startswith("."):
+        # rsync, scp and many upload tools write `.name.XXXX` while copying.
+        return False
+    return not name.endswith((*TEMP_SUFFIXES, MARKER_SUFFIX))
+
+
+def marker_name(name: str) -> str:
+    return name + MARKER_SUFFIX
+
+
+def format_seconds(seconds: float) -> str:
+    """`45s`, `5m`, `2h`, `90s`: short, and the same syntax the config accepts."""
+    s = round(seconds)
+    if s >= 3600 and s % 3600 == 0:
+        return f"{s // 3600}h"
+    if s >= 60 and s % 60 == 0:
+        return f"{s // 60}m"
+    return f"{s}s"
+
+
+def classify(
+    entries: Iterable[Entry],
+    *,
+    pattern: str,
+    min_age: timedelta,
+    require_marker: bool,
+    now: float,
+) -> Listing:
+    """Split the matching names into ready files and ones to wait for, each sorted by name.
+
+    `now` is on the same clock as the entries' mtimes (the server's, as far as it can be told).
+    """
+    entries = list(entries)
+    files = {e.name for e in entries if e.is_file}
+    ready: list[RemoteFile] = []
+    waiting: list[Waiting] = []
+    limit = min_age.total_seconds()
+    for e in entries:
+        # Case-sensitive everywhere: the same config must pick the same files on any OS.
+        if not e.is_file or not is_candidate_name(e.name) or not fnmatchcase(e.name, pattern):
+            continue
+        age = now - e.mtime
+        if age < limit:
+            if age < 0:
+                why = f"modified {format_seconds(-age)} in the future (is the server's clock ahead?)"
+            else:
+                why = f"still being written: modified {format_seconds(age)} ago"
+            waiting.append(Waiting(e.name, f"{why}, waiting for min_age={format_seconds(limit)}"))
+        elif require_marker and marker_name(e.name) not in files:
+            waiting.append(Waiting(e.name, f"no {marker_name(e.name)} marker yet"))
+        else:
+            ready.append(RemoteFile(e.name, e.size, e.mtime))
+    ready.sort(key=lambda f: f.name)
+    waiting.sort(key=lambda w: w.name)
+    return Listing(ready=ready, waiting=waiting)
+
+
+def numbered_name(name: str, n: int) -> str:
+    """`a.xml.gz` → `a.1.xml.gz`: a free name in a move target, keeping the extensions readable."""
+    if n == 0:
+        return name
+    stem, dot, ext = name.partition(".")
+    if not stem:  # a name starting with a dot has no stem to number
+        return f"{name}.{n}"
+    return f"{stem}.{n}{dot}{ext}"
+
+
+def join(folder: str, *names: str) -> str:
+    """Join remote (POSIX) path parts; `.` folders stay relative to the login directory."""
+    return posixpath.normpath(posixpath.join(folder, *names))
