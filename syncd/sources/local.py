@@ -1,0 +1,115 @@
+"""A folder on this machine (or a share mounted here) as the export source."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+import uuid
+from pathlib import Path
+
+from syncd.config import FileAction, SourceConfig
+from syncd.errors import SourceError
+from syncd.sources import Listing, RemoteFile
+from syncd.sources.base import Entry, classify, marker_name, numbered_name
+
+_MAX_SUFFIX = 1000
+
+
+class LocalSource:
+    def __init__(self, cfg: SourceConfig):
+        if cfg.path is None:
+            raise SourceError("source.path is required for a local source")
+        self.cfg = cfg
+        self.folder = cfg.path
+
+    def __enter__(self) -> LocalSource:
+        self._check_folder()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def describe(self) -> str:
+        return str(self.folder)
+
+    def _check_folder(self) -> None:
+        try:
+            st = self.folder.stat()
+        except OSError as exc:
+            raise SourceError(f"source folder {self.folder}: {exc.strerror}; check source.path") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise SourceError(f"source folder {self.folder} is not a folder; check source.path")
+
+    def list(self) -> Listing:
+        entries: list[Entry] = []
+        try:
+            with os.scandir(self.folder) as it:
+                for d in it:
+                    try:
+                        # lstat, like an SFTP server's directory listing: symlinks are not exports.
+                        st = d.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed while listing
+                    entries.append(Entry(d.name, st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode)))
+        except OSError as exc:
+            raise SourceError(f"cannot list source folder {self.folder}: {exc.strerror}") from None
+        return classify(
+            entries,
+            pattern=self.cfg.pattern,
+            min_age=self.cfg.min_age,
+            require_marker=self.cfg.require_marker,
+            now=time.time(),
+        )
+
+    def fetch(self, file: RemoteFile, dest: Path) -> None:
+        src = self.folder / file.name
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            try:
+                with src.open("rb") as fin, tmp.open("wb") as fout:
+                    shutil.copyfileobj(fin, fout, 1024 * 1024)
+                    fout.flush()
+                    os.fsync(fout.fileno())
+                    after = os.fstat(fin.fileno())
+            except OSError as exc:
+                where = tmp if exc.filename == str(tmp) else src
+                raise SourceError(f"cannot copy {src} to {dest}: {where}: {exc.strerror}") from None
+            copied = tmp.stat().st_size
+            if after.st_size != file.size or after.st_mtime != file.mtime or copied != file.size:
+                raise SourceError(
+                    f"{src} changed while copying (listed {file.size} bytes, now {after.st_size}, "
+                    f"copied {copied}); will retry next run"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def finish(self, file: RemoteFile, action: FileAction) -> None:
+        src = self.folder / file.name
+        marker = self.folder / marker_name(file.name)
+        try:
+            if action.kind == "keep":
+                return
+            if action.kind == "delete":
+                src.unlink()
+                marker.unlink(missing_ok=True)
+                return
+            target_dir = self.folder / action.dir
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = self._free_name(target_dir, file.name)
+            src.rename(target)
+            if marker.exists():
+                # Under the file's new name, so a numbered file and its marker still pair up.
+                marker.rename(target_dir / marker_name(target.name))
+        except OSError as exc:
+            raise SourceError(f"cannot {action} {src}: {exc.filename}: {exc.strerror}") from None
+
+    @staticmethod
+    def _free_name(folder: Path, name: str) -> Path:
+        for n in range(_MAX_SUFFIX):
+            candidate = folder / numbered_name(name, n)
+            if not candidate.exists() and not (folder / marker_name(candidate.name)).exists():
+                return candidate
+        raise SourceError(f"{folder} already holds {_MAX_SUFFIX} files named like {name}; clean it up")
