@@ -1,0 +1,71 @@
+"""Create and upgrade syncd's own tables (syncd_*) with the Alembic migrations shipped in syncd.migrations.
+
+The migrations are found as package data, so the same code works from a source checkout and from
+an installed wheel; no alembic.ini is involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+VERSION_TABLE = "syncd_alembic_version"
+
+
+@dataclass(frozen=True)
+class OwnTablesReport:
+    before: str | None  # revision before the upgrade, None if the tables did not exist
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def line(self) -> str:
+        if not self.changed:
+            return f"syncd tables: up to date (revision {self.after})"
+        if self.before is None:
+            return f"syncd tables: created (revision {self.after})"
+        return f"syncd tables: upgraded from revision {self.before} to {self.after}"
+
+
+def script_location() -> str:
+    location = files("syncd.migrations")
+    path = Path(str(location))
+    if not (path / "env.py").is_file():
+        # A zipped install would need extracting; syncd is never installed that way.
+        raise RuntimeError(f"syncd's migrations are not a folder on disk: {location}")
+    return str(path)
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location())
+    cfg.set_main_option("path_separator", "os")
+    if conn is not None:
+        cfg.attributes["connection"] = conn
+    return cfg
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade_own_tables(engine: Engine) -> OwnTablesReport:
+    """`alembic upgrade head` for the syncd_* tables; returns the revisions before and after."""
+    with engine.begin() as conn:
+        before = current_revision(conn)
+        command.upgrade(alembic_config(conn), "head")
+        after = current_revision(conn)
+    return OwnTablesReport(before, after)
