@@ -145,5 +145,42 @@ def run_once_cmd(config_path: str | None, approve: tuple[str, ...], quiet: bool)
     sys.exit(result.exit_code)
 
 
+@cli.command("migrate")
+@config_option
+@errors_to_exit
+def migrate_cmd(config_path: str | None) -> None:
+    """Create or complete syncd's tables and its three HL-blocks in the Bitrix database.
+
+    Existing blocks are adopted: missing fields and indexes are added, nothing is dropped or changed.
+    Fields or columns of the wrong type are reported and left alone (exit code 7).
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from syncd.bitrix.core import require_core
+    from syncd.bitrix.migrate import migrate
+    from syncd.db import make_engine, safe_url
+    from syncd.migrations_runner import upgrade_own_tables
+
+    cfg = load_config(config_path)
+    engine = make_engine(cfg.database)
+    try:
+        # Checked first so syncd's tables are never created in a database that is not Bitrix's.
+        with engine.connect() as conn:
+            require_core(conn)
+        own = upgrade_own_tables(engine)
+        report = migrate(engine, cfg.bitrix)
+    except OperationalError as exc:
+        raise DatabaseError(f"cannot use the database {safe_url(engine)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+    click.echo(own.line())
+    for line in report.lines():
+        click.echo(line)
+    if report.problems:
+        sys.exit(EXIT_DATABASE)
+    if not own.changed and not report.changed:
+        click.echo("nothing to do")
+
+
 def main() -> None:
     cli()
