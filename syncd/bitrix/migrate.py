@@ -28,6 +28,12 @@ from syncd.bitrix.phpserialize import PhpSerializeError, PhpValue, serialize, un
 from syncd.bitrix.schema import BlockSpec, FieldSpec, Role, UserType, block_specs, column_type, data_table
 from syncd.config import BitrixConfig
 from syncd.errors import SchemaError
+from syncd.migrations_runner import OwnTablesReport, upgrade_own_tables
+
+__all__ = [
+    "BlockReport", "MigrateReport", "OwnTablesReport", "check_blocks", "field_settings", "migrate",
+    "require_blocks", "resolve_blocks", "upgrade_own_tables",
+]
 
 LANGS = ("ru", "en")
 MONEY_PRECISION = 2
