@@ -87,7 +87,7 @@ class SshServer:
     process: subprocess.Popen[bytes]
     workdir: Path
     log: Path
-    _counter: int = field(default=0)
+    made: list[Path] = field(default_factory=list)  # folders from make_dir, removed with the server
 
     @property
     def host_key_name(self) -> str:
@@ -97,15 +97,27 @@ class SshServer:
 
     def make_dir(self, prefix: str = "t") -> Path:
         """A new empty directory in the user's home, owned by the user (the server may move/delete in it)."""
-        self._counter += 1
-        d = self.home / f"{prefix}-{os.getpid()}-{self._counter}-{uuid.uuid4().hex[:6]}"
+        d = self.home / f"{prefix}-{os.getpid()}-{len(self.made) + 1}-{uuid.uuid4().hex[:6]}"
         d.mkdir(mode=0o755)
         os.chown(d, self.uid, self.gid)
+        self.made.append(d)
         return d
+
+    def make_dirs(self, path: Path) -> Path:
+        """mkdir -p, the new folders owned by the login user as if it had made them."""
+        missing: list[Path] = []
+        p = path
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            d.mkdir()
+            os.chown(d, self.uid, self.gid)
+        return path
 
     def put(self, path: Path, data: bytes | str = b"", *, age: float | None = 3600.0, owner: bool = True) -> Path:
         """Write a file as 1C would; `age` seconds old (None: now), owned by the login user."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.make_dirs(path.parent)
         path.write_bytes(data.encode() if isinstance(data, str) else data)
         if age is not None:
             set_age(path, age)
@@ -210,6 +222,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
     tmp.chmod(0o755)
     secret: str | None = None
     proc: subprocess.Popen[bytes] | None = None
+    server: SshServer | None = None
     try:
         keygen(tmp / "host_ed25519", "syncd-test-host")
         client_pub = keygen(tmp / "client_ed25519", "syncd-test-client")
@@ -250,7 +263,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
         host_pub = (tmp / "host_ed25519.pub").read_text().split()
         known_hosts = tmp / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-        yield SshServer(
+        server = SshServer(
             host="127.0.0.1",
             port=port,
             username=pw.pw_name,
@@ -264,6 +277,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
             workdir=tmp,
             log=log,
         )
+        yield server
     finally:
         # Connections a test left open outlive the listener unless they are stopped too.
         leftovers = descendants(proc.pid) if proc is not None and proc.poll() is None else []
@@ -279,4 +293,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
                 proc.wait()
         if secret is not None:
             subprocess.run(["usermod", "-p", "*", pw.pw_name], check=False, capture_output=True)
+        if server is not None:
+            for d in server.made:
+                shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)

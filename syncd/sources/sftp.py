@@ -1,0 +1,426 @@
+"""An SFTP server as the export source (paramiko).
+
+The host key is always checked against the configured known_hosts: an unknown or changed key
+is refused with the fingerprint and the steps to trust it, never accepted on first sight.
+Every network step has a timeout; a download also has an overall deadline enforced from a
+second thread, because paramiko's channel timeout does not fire in every stall during
+prefetching transfers.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import socket
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import paramiko
+
+from syncd.config import FileAction, SourceConfig
+from syncd.errors import SourceError
+from syncd.sources import Listing, RemoteFile
+from syncd.sources.base import Entry, classify, format_seconds, join, marker_name, numbered_name
+
+# The slowest link a download is allowed before the deadline aborts it (bytes/s, ~1 Mbit/s):
+# a 100 MB export gets io_timeout + ~13 minutes.
+MIN_RATE = 128 * 1024
+PREFETCH_REQUESTS = 64  # OpenSSH's own client limit; unbounded prefetch hangs some servers
+_MAX_SUFFIX = 1000
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """`SHA256:…` exactly as `ssh-keygen -lf` and `ssh` print it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey):
+        super().__init__(f"{hostname} is not in known_hosts")
+        self.hostname = hostname
+        self.key = key
+
+
+class _RejectUnknown(paramiko.RejectPolicy):
+    """Paramiko's RejectPolicy, but keeping the offered key so the message can show its fingerprint."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
+        raise _UnknownHostKey(hostname, key)
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+class SftpSource:
+    def __init__(self, cfg: SourceConfig):
+        self.cfg = cfg
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._dead: str | None = None  # why the connection was dropped on purpose
+
+    # ---------------------------------------------------------------- naming
+
+    @property
+    def _address(self) -> str:
+        host = f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
+        return f"{host}:{self.cfg.port}"
+
+    def describe(self) -> str:
+        d = self.cfg.remote_dir
+        # RFC-draft sftp URLs mark paths relative to the login directory with /~/.
+        path = d if d.startswith("/") else "/~/" + ("" if d in (".", "") else d.removeprefix("./"))
+        return f"sftp://{self.cfg.username}@{self._address}{path}"
+
+    def _known_hosts_name(self) -> str:
+        return self.cfg.host if self.cfg.port == 22 else f"[{self.cfg.host}]:{self.cfg.port}"
+
+    def _keyscan(self) -> str:
+        port = "" if self.cfg.port == 22 else f"-p {self.cfg.port} "
+        return f"ssh-keyscan {port}{self.cfg.host} >> {self.cfg.known_hosts}"
+
+    # ---------------------------------------------------------------- connection
+
+    def __enter__(self) -> SftpSource:
+        self._connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        sftp, client = self._sftp, self._client
+        self._sftp = self._client = None
+        for thing in (sftp, client):
+            if thing is not None:
+                with contextlib.suppress(Exception):  # closing a dead connection may raise anything
+                    thing.close()
+
+    def _load_key(self, path: Path) -> paramiko.PKey:
+        try:
+            from_path = getattr(paramiko.PKey, "from_path", None)
+            if from_path is not None:
+                key: paramiko.PKey = from_path(path)
+                return key
+            last: Exception | None = None
+            for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+                try:
+                    return cls.from_private_key_file(str(path))
+                except paramiko.SSHException as exc:
+                    last = exc
+            raise paramiko.SSHException(f"not an ed25519, ecdsa or rsa private key ({last})")
+        except (paramiko.PasswordRequiredException, TypeError):
+            # cryptography raises TypeError for an encrypted key loaded without a passphrase.
+            raise SourceError(
+                f"source.private_key {path} is protected by a passphrase; syncd needs an unencrypted key "
+                "readable only by its user (ssh-keygen -p -N '' -f <copy of the key>)"
+            ) from None
+        except OSError as exc:
+            raise SourceError(f"cannot read source.private_key {path}: {exc.strerror}") from None
+        except Exception as exc:  # paramiko.UnknownKeyType, ValueError, SSHException: not a usable key
+            raise SourceError(
+                f"source.private_key {path} is not a usable OpenSSH/PEM ed25519, ecdsa or rsa private key: {exc}"
+            ) from None
+
+    def _credentials(self) -> tuple[paramiko.PKey | None, str | None]:
+        key = self._load_key(self.cfg.private_key) if self.cfg.private_key else None
+        password: str | None = None
+        if self.cfg.password_env:
+            password = self.cfg.password()
+            if not password and key is None:
+                raise SourceError(
+                    f"source.password_env names ${self.cfg.password_env}, but that variable is not set "
+                    "or empty in syncd's environment"
+                )
+        if key is None and not password:
+            raise SourceError("source: no credentials; set private_key or password_env")
+        return key, password or None
+
+    def _connect(self) -> None:
+        cfg = self.cfg
+        if cfg.known_hosts is None:
+            raise SourceError("source.known_hosts is required: a file holding the server's host key (ssh-keyscan)")
+        key, password = self._credentials()
+        client = paramiko.SSHClient()
+        try:
+            client.load_host_keys(str(cfg.known_hosts))
+        except OSError as exc:
+            raise SourceError(f"cannot read source.known_hosts {cfg.known_hosts}: {exc.strerror}") from None
+        client.set_missing_host_key_policy(_RejectUnknown())
+        timeout = cfg.connect_timeout.total_seconds()
+        where = f"SFTP server {self._address}"
+        started = time.monotonic()
+        try:
+            client.connect(
+                cfg.host,
+                port=cfg.port,
+                username=cfg.username,
+                pkey=key,
+                password=password,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            sftp = client.open_sftp()
+            channel = sftp.get_channel()
+            assert channel is not None
+            channel.settimeout(cfg.io_timeout.total_seconds())
+        except Exception as exc:
+            client.close()
+            # paramiko reports a handshake that timed out in its thread as a bare "No existing session".
+            timed_out = time.monotonic() - started >= timeout
+            raise self._connect_error(exc, where, key is not None, password is not None, timeout, timed_out) from None
+        self._client, self._sftp, self._dead = client, sftp, None
+
+    def _connect_error(
+        self, exc: Exception, where: str, with_key: bool, with_password: bool, timeout: float, timed_out: bool
+    ) -> SourceError:
+        cfg = self.cfg
+        if isinstance(exc, _UnknownHostKey):
+            return SourceError(
+                f"{where}: its host key is not in source.known_hosts ({cfg.known_hosts}); the server offers "
+                f"{exc.key.get_name()} {fingerprint(exc.key)}. Check this fingerprint with the server's admin "
+                f"(not over this connection), then add the key: {self._keyscan()}"
+            )
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return SourceError(
+                f"{where}: HOST KEY MISMATCH: the server offers {exc.key.get_name()} {fingerprint(exc.key)} but "
+                f"source.known_hosts ({cfg.known_hosts}) holds {exc.expected_key.get_name()} "
+                f"{fingerprint(exc.expected_key)}. The server may have been reinstalled, or someone may be "
+                "intercepting the connection: nothing was downloaded. Check the new fingerprint with the server's "
+                f"admin out of band; if it is right, replace the old entry: "
+                f"ssh-keygen -R '{self._known_hosts_name()}' -f {cfg.known_hosts} && {self._keyscan()}"
+            )
+        if isinstance(exc, paramiko.BadAuthenticationType):
+            return SourceError(
+                f"{where}: login as {cfg.username!r} refused: the server accepts only "
+                f"{', '.join(exc.allowed_types) or 'no methods'}; "
+                "set source.private_key or source.password_env accordingly"
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            tried = " and ".join(
+                x for x in (
+                    f"key {cfg.private_key}" if with_key else "",
+                    f"the password from ${cfg.password_env}" if with_password else "",
+                ) if x
+            )
+            return SourceError(
+                f"{where}: login as {cfg.username!r} with {tried} refused; check the user name, that the public "
+                "key is in that user's authorized_keys on the server, or the password"
+            )
+        if isinstance(exc, socket.gaierror):
+            return SourceError(f"{where}: cannot resolve host {cfg.host!r}: {exc.strerror}; check source.host")
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionRefusedError):
+            return SourceError(
+                f"{where}: connection refused; is the SFTP server running and is source.port right?"
+            )
+        if isinstance(exc, TimeoutError) or (timed_out and isinstance(exc, paramiko.SSHException | EOFError)):
+            return SourceError(
+                f"{where}: no answer within connect_timeout={format_seconds(timeout)}; check the host, "
+                "port and firewall; will retry next run"
+            )
+        if isinstance(exc, EOFError):
+            return SourceError(f"{where}: the server closed the connection during login; will retry next run")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        if isinstance(exc, paramiko.SSHException):
+            return SourceError(
+                f"{where}: the SSH handshake failed ({reason}); is it an SSH server and source.port right? "
+                "will retry next run"
+            )
+        return SourceError(f"{where}: cannot connect: {reason}")
+
+    @property
+    def _conn(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            raise SourceError(f"{self.describe()}: not connected" + (f" ({self._dead})" if self._dead else ""))
+        return self._sftp
+
+    @contextlib.contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        """Turn whatever paramiko, the socket or the OS raises into a SourceError naming `what`."""
+        try:
+            yield
+        except SourceError:
+            raise
+        except TimeoutError:
+            self._drop(f"no answer to {what}")
+            raise SourceError(
+                f"{self.describe()}: {what}: no answer within io_timeout="
+                f"{format_seconds(self.cfg.io_timeout.total_seconds())}; will retry next run"
+            ) from None
+        except (EOFError, paramiko.SSHException) as exc:
+            self._drop(f"lost during {what}")
+            text = str(exc) if isinstance(exc, paramiko.SSHException) else ""
+            # paramiko words a dropped connection as "Server connection dropped: " with nothing after it.
+            detail = text if text and "connection dropped" not in text else "the server closed the connection"
+            raise SourceError(f"{self.describe()}: {what}: {detail}; will retry next run") from None
+        except OSError as exc:
+            if self._client is None or not self._transport_active():
+                self._drop(f"lost during {what}")
+                raise SourceError(
+                    f"{self.describe()}: {what}: the connection was lost; will retry next run"
+                ) from None
+            raise SourceError(f"{self.describe()}: {what}: {exc.strerror or exc}") from None
+
+    def _transport_active(self) -> bool:
+        transport = self._client.get_transport() if self._client else None
+        return transport is not None and transport.is_active()
+
+    def _drop(self, why: str) -> None:
+        if self._sftp is not None:
+            self._dead = why
+        self.close()
+
+    # ---------------------------------------------------------------- operations
+
+    def list(self) -> Listing:
+        folder = self.cfg.remote_dir
+        with self._step(f"listing {folder}"):
+            attrs = self._conn.listdir_attr(folder)
+        entries = [
+            Entry(
+                a.filename,
+                a.st_size or 0,
+                # Servers that report no mtime get 0: min_age cannot be checked for them.
+                float(a.st_mtime or 0),
+                # A server that reports no type gets the benefit of the doubt; fetch fails on a folder.
+                a.st_mode is None or stat.S_ISREG(a.st_mode),
+            )
+            for a in attrs
+        ]
+        return classify(
+            entries,
+            pattern=self.cfg.pattern,
+            min_age=self.cfg.min_age,
+            require_marker=self.cfg.require_marker,
+            now=time.time(),
+        )
+
+    def fetch(self, file: RemoteFile, dest: Path) -> None:
+        sftp = self._conn
+        remote = join(self.cfg.remote_dir, file.name)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        budget = self.cfg.io_timeout.total_seconds() + file.size / MIN_RATE
+        deadline = time.monotonic() + budget
+        expired = threading.Event()
+
+        def abort() -> None:
+            # Closing the transport wakes a read blocked anywhere inside paramiko.
+            expired.set()
+            client = self._client
+            if client is not None:
+                client.close()
+
+        def progress(done: int, total: int) -> None:
+            if time.monotonic() > deadline:
+                raise _DeadlineExceeded
+
+        watchdog = threading.Timer(budget, abort)
+        watchdog.daemon = True
+        what = f"downloading {remote} to {dest}"
+        try:
+            with self._step(what):
+                watchdog.start()
+                try:
+                    sftp.get(remote, str(tmp), callback=progress, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
+                except BaseException as exc:
+                    if isinstance(exc, _DeadlineExceeded) or expired.is_set():
+                        self._drop(f"a download took longer than {format_seconds(budget)}")
+                        raise SourceError(
+                            f"{self.describe()}: {what}: not finished within {format_seconds(budget)} "
+                            f"(io_timeout + {MIN_RATE // 1024} KiB/s for {file.size} bytes); the connection was "
+                            "closed; will retry next run (raise source.io_timeout for a very slow link)"
+                        ) from None
+                    raise
+                finally:
+                    watchdog.cancel()
+                after = sftp.stat(remote)
+            got = tmp.stat().st_size
+            if got != file.size or after.st_size != file.size or float(after.st_mtime or 0) != file.mtime:
+                raise SourceError(
+                    f"{self.describe()}: {file.name} changed while downloading (listed {file.size} bytes, "
+                    f"downloaded {got}, now {after.st_size}); will retry next run"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def finish(self, file: RemoteFile, action: FileAction) -> None:
+        if action.kind == "keep":
+            return
+        remote = join(self.cfg.remote_dir, file.name)
+        marker = join(self.cfg.remote_dir, marker_name(file.name))
+        sftp = self._conn
+        if action.kind == "delete":
+            with self._step(f"deleting {remote}"):
+                sftp.remove(remote)
+            with self._step(f"deleting {marker}"), contextlib.suppress(FileNotFoundError):
+                sftp.remove(marker)
+            return
+        folder = join(self.cfg.remote_dir, action.dir)
+        self._makedirs(folder)
+        with self._step(f"moving {remote} into {folder}"):
+            target = self._rename_free(remote, folder, file.name)
+        if self._exists(marker):
+            with self._step(f"moving {marker} into {folder}"):
+                # Under the file's new name, so a numbered file and its marker still pair up.
+                sftp.rename(marker, join(folder, marker_name(target.rsplit("/", 1)[-1])))
+
+    def _rename_free(self, remote: str, folder: str, name: str) -> str:
+        """Rename without ever replacing an earlier file of the same name: number the new one."""
+        sftp = self._conn
+        for n in range(_MAX_SUFFIX):
+            candidate = join(folder, numbered_name(name, n))
+            if self._exists(candidate) or self._exists(marker_name(candidate)):
+                continue
+            try:
+                # SSH_FXP_RENAME refuses an existing target (unlike posix-rename), closing the race.
+                sftp.rename(remote, candidate)
+                return candidate
+            except OSError:
+                if not self._exists(candidate):
+                    raise
+        raise SourceError(
+            f"{self.describe()}: {folder} already holds {_MAX_SUFFIX} files named like {name}; clean it up"
+        )
+
+    def _exists(self, path: str) -> bool:
+        with self._step(f"checking {path}"):
+            try:
+                self._conn.stat(path)
+            except FileNotFoundError:
+                return False
+            return True
+
+    def _makedirs(self, folder: str) -> None:
+        sftp = self._conn
+        parts = folder.split("/")
+        for i in range(1, len(parts) + 1):
+            path = "/".join(parts[:i])
+            if path in ("", "."):
+                continue
+            with self._step(f"creating folder {path}"):
+                try:
+                    st = sftp.stat(path)
+                except FileNotFoundError:
+                    try:
+                        sftp.mkdir(path)
+                    except OSError:
+                        if not self._exists(path):  # else another process created it meanwhile
+                            raise
+                    continue
+                if st.st_mode is not None and not stat.S_ISDIR(st.st_mode):
+                    raise SourceError(
+                        f"{self.describe()}: {path} exists and is not a folder; cannot move files into it"
+                    )
