@@ -30,6 +30,7 @@ from syncd.config import Config
 from syncd.db import make_engine, safe_url
 from syncd.errors import DatabaseError, ExportError, SchemaError, SourceError, SyncdError
 from syncd.formats import open_export, read_header
+from syncd.lock import LockedError, RunLock
 from syncd.records import Header
 from syncd.sources import RemoteFile, Source, open_source
 
@@ -67,6 +68,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        if isinstance(self.error, LockedError):
+            return EXIT_LOCKED
         if isinstance(self.error, DatabaseError):
             return EXIT_DATABASE
         if isinstance(self.error, SourceError):
@@ -141,8 +144,11 @@ class Runner:
         engine: Engine | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         on_file: Callable[[FileOutcome], None] | None = None,
+        lock: RunLock | None = None,
     ):
         self.cfg = cfg
+        self.lock = lock  # checked again right before each commit
+        self.source: Source | None = None  # open during run(); the daemon closes it to cut a hung run
         self.approve = {a.strip().lower() for a in approve}
         self.engine = engine or make_engine(cfg.database)
         self.should_stop = should_stop
@@ -169,6 +175,7 @@ class Runner:
             state = _State(self.cfg.state.dir, self.cfg.state.keep_applied)
             with ExitStack() as stack:
                 source = stack.enter_context(open_source(self.cfg.source))
+                self.source = source
                 listing = source.list()
                 for w in listing.waiting:
                     self._emit(result, FileOutcome(w.name, "waiting", w.reason))
@@ -284,6 +291,8 @@ class Runner:
                     {f"{role}_{action}": getattr(c, action) for role, c in counts.by_role().items()
                      for action in ledger.ACTIONS}
                 )
+                if self.lock is not None:
+                    self.lock.verify()  # another host may hold it now if our lock connection dropped
                 ledger.record(conn, **entry)
         except ExportError as exc:
             self._reject(source, state, remote, item.path, item.sha256, header, str(exc), result, t0)
@@ -340,6 +349,38 @@ def run_once(
     engine: Engine | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_file: Callable[[FileOutcome], None] | None = None,
+    trigger: str = "once",
+    on_start: Callable[[Runner], None] | None = None,
 ) -> RunResult:
-    """Apply every pending complete export once. Never raises for expected failures: see RunResult."""
-    return Runner(cfg, approve=approve, engine=engine, should_stop=should_stop, on_file=on_file).run()
+    """Apply every pending complete export once. Never raises for expected failures: see RunResult.
+
+    The whole run holds the run lock (syncd.lock): a run that finds it taken ends with
+    error=LockedError (exit code 8). Every run is recorded in syncd_runs with its trigger
+    (once | cron | daemon). `on_start` gets the Runner before it starts (the daemon uses it to
+    cut a run that overstays its deadline).
+    """
+    from syncd.status import record_run
+
+    own_engine = engine is None
+    engine = engine or make_engine(cfg.database)
+    try:
+        try:
+            run_lock = RunLock(cfg).acquire()
+        except SyncdError as exc:
+            now = ledger.utcnow()
+            result = RunResult(started=now, error=exc, finished=now)
+        else:
+            try:
+                runner = Runner(
+                    cfg, approve=approve, engine=engine, should_stop=should_stop, on_file=on_file, lock=run_lock
+                )
+                if on_start is not None:
+                    on_start(runner)
+                result = runner.run()
+            finally:
+                run_lock.release()
+        record_run(engine, result, trigger)
+        return result
+    finally:
+        if own_engine:
+            engine.dispose()
