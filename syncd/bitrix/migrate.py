@@ -268,19 +268,19 @@ def _block_problems(st: _State, spec: BlockSpec) -> list[str]:
 
 
 def _field_problems(conn: Connection, st: _State, spec: BlockSpec, f: FieldSpec) -> list[str]:
-    out = []
+    # One message per field: a field of the wrong type usually has a column of that wrong type too.
     row = st.fields.get(f.name)
     if row is not None and row.user_type != f.type:
-        out.append(f"field {f.name} is of type {row.user_type!r}, syncd needs {f.type!r}: left as is")
+        return [f"field {f.name} is of type {row.user_type!r}, syncd needs {f.type!r}: left as is"]
     if row is not None and row.multiple == "Y":
-        out.append(f"field {f.name} is multiple, syncd needs a single value: left as is")
+        return [f"field {f.name} is multiple, syncd needs a single value: left as is"]
     col = st.columns.get(f.name)
     if col is not None and not _compatible(col, f.type):
-        out.append(
+        return [
             f"column {spec.table}.{f.name} is {_type_name(conn, col)}, a {f.type} field needs "
             f"{BITRIX_COLUMN[f.type]}: left as is"
-        )
-    return out
+        ]
+    return []
 
 
 def _settings_warning(row: _FieldRow, f: FieldSpec) -> str | None:
