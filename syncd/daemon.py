@@ -1,0 +1,343 @@
+"""`syncd daemon`: run_once on a schedule, in the foreground, under systemd or by hand.
+
+Threads: APScheduler's BackgroundScheduler fires the job in its worker thread; the main thread
+only waits for signals and supervises. Signal handlers merely note the signal (a wakeup fd
+interrupts the main thread's wait), so reload and shutdown run in the main thread, never inside
+the scheduler's threads (APScheduler installs no handlers, and shutting it down from its own
+threads deadlocks).
+
+- SIGTERM/SIGINT: no new files are taken (Runner.should_stop), the current file finishes or
+  rolls back; after STOP_GRACE seconds its connections are cut. Exit code 0.
+- SIGHUP: the configuration is read again; a bad one is refused with a message and the running
+  one kept; the job is rescheduled when [schedule] changed.
+- schedule.run_timeout: a run that overstays it is cut: should_stop is set and its database and
+  SFTP connections are shut from the main thread, which makes a blocked socket read fail at
+  once; the run ends with an error and the daemon goes on. If even that does not end it within
+  CUT_GRACE, the watchdog pings stop, so systemd (WatchdogSec) restarts the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, event
+
+from syncd import config as config_mod
+from syncd import logs
+from syncd.config import Config, ScheduleConfig
+from syncd.db import make_engine
+from syncd.errors import ConfigError
+from syncd.lock import shutdown_dbapi
+from syncd.metrics import Metrics
+from syncd.notify import Notifier, watchdog_interval
+
+if TYPE_CHECKING:
+    from syncd.runner import FileOutcome, Runner, RunResult
+
+log = logging.getLogger("syncd.daemon")
+
+JOB_ID = "sync"
+STOP_GRACE = 30.0  # seconds the current file gets to finish after SIGTERM (TimeoutStopSec is 60)
+CUT_GRACE = 30.0  # seconds a cut run gets to wind down before we stop feeding the watchdog
+TICK = 1.0  # the main loop's longest sleep
+
+
+def make_trigger(schedule: ScheduleConfig) -> BaseTrigger:
+    """The APScheduler trigger for [schedule]: a crontab line, or an interval with optional jitter."""
+    if schedule.cron:
+        try:
+            return CronTrigger.from_crontab(schedule.cron)
+        except ValueError as exc:
+            raise ConfigError(f"schedule.cron {schedule.cron!r}: {exc}") from None
+    assert schedule.interval is not None
+    jitter = int(schedule.jitter.total_seconds()) or None
+    return IntervalTrigger(seconds=schedule.interval.total_seconds(), jitter=jitter)
+
+
+def _misfire(schedule: ScheduleConfig) -> int:
+    # APScheduler's default grace is 1 s: a run delayed a little would be dropped with only a log line.
+    return max(1, int(schedule.misfire_grace.total_seconds()))
+
+
+@dataclass
+class _Run:
+    """The run in progress, as the main thread sees it."""
+
+    started: float  # time.monotonic()
+    deadline: float
+    timeout: float
+    cut: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    runner: Runner | None = None
+    connections: set[Any] = field(default_factory=set)  # DB-API connections checked out right now
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, log_format: logs.LogFormat = "text", log_level: int = logging.INFO):
+        self.cfg = cfg
+        self.log_format: logs.LogFormat = log_format
+        self.log_level = log_level
+        self.notifier = Notifier()
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self._current: _Run | None = None
+        self._pending: list[int] = []  # signals noted by the handlers, handled by the main loop
+        self._stuck_reported = False
+        self.last = "no run yet"
+
+    # ---------------------------------------------------------------- the job (scheduler thread)
+
+    def _job(self) -> None:
+        if self.stopping.is_set():
+            return
+        from syncd.runner import run_once
+
+        cfg = self.cfg
+        timeout = cfg.schedule.run_timeout.total_seconds()
+        now = time.monotonic()
+        run = _Run(started=now, deadline=now + timeout, timeout=timeout)
+        engine = make_engine(cfg.database)
+        self._track(engine, run)
+        self._current = run
+        self.notifier.status(f"syncing since {datetime.now():%H:%M:%S}; last: {self.last}")
+
+        def should_stop() -> bool:
+            return self.stopping.is_set() or run.cut.is_set()
+
+        def on_start(runner: Runner) -> None:
+            run.runner = runner
+
+        result: RunResult | None = None
+        try:
+            result = run_once(
+                cfg, engine=engine, trigger="daemon", should_stop=should_stop, on_start=on_start, on_file=_log_file
+            )
+        except Exception:
+            log.exception("the run failed unexpectedly (please report it)")
+        finally:
+            self._current = None
+            run.done.set()
+            engine.dispose()
+        if result is not None:
+            self._report(result, run)
+
+    def _track(self, engine: Engine, run: _Run) -> None:
+        def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+            run.connections.add(dbapi_conn)
+
+        def checkin(dbapi_conn: Any, _record: Any) -> None:
+            run.connections.discard(dbapi_conn)
+
+        event.listen(engine, "checkout", checkout)
+        event.listen(engine, "checkin", checkin)
+
+    def _report(self, result: RunResult, run: _Run) -> None:
+        from syncd.status import run_summary
+
+        took = (result.finished - result.started).total_seconds() if result.finished else 0.0
+        self.metrics.observe(result)
+        summary = f"{run_summary(result)} in {took:.1f}s (exit {result.exit_code})"
+        stamp = f"{datetime.now():%Y-%m-%d %H:%M:%S}"
+        if run.cut.is_set() and not self.stopping.is_set():
+            self.metrics.deadline.inc()
+            log.error("run cut after %.0fs (schedule.run_timeout): %s; %s", run.timeout, result.error, summary)
+            self.last = f"{stamp}: cut at run_timeout ({run.timeout:.0f}s): {result.error}"
+        elif result.exit_code == 8:
+            log.warning("run skipped: %s", result.error)
+            self.last = f"{stamp}: skipped, another run holds the lock"
+        elif result.error is not None:
+            log.error("run failed: %s; %s", result.error, summary)
+            self.last = f"{stamp}: failed (exit {result.exit_code}): {result.error}"
+        else:
+            level = logging.INFO if result.exit_code == 0 else logging.WARNING
+            log.log(level, "run finished: %s", summary)
+            self.last = f"{stamp}: {summary}"
+        self._idle_status()
+
+    def _idle_status(self) -> None:
+        nxt = ""
+        job = self.scheduler.get_job(JOB_ID) if self.scheduler is not None else None
+        if job is not None and job.next_run_time is not None:
+            nxt = f"; next run {job.next_run_time:%H:%M:%S}"
+        self.notifier.status(f"idle; last: {self.last}{nxt}")
+
+    # ---------------------------------------------------------------- cutting a run (main thread)
+
+    def _cut(self, run: _Run, why: str) -> None:
+        if run.cut.is_set():
+            return
+        run.cut.set()
+        log.warning("cutting the current run: %s", why)
+        runner = run.runner
+        if runner is not None:
+            if runner.lock is not None:
+                runner.lock.abort()
+            close: Callable[[], None] | None = getattr(runner.source, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()  # closing the SFTP transport makes a blocked read in the run's thread fail
+        for dbapi_conn in list(run.connections):
+            shutdown_dbapi(dbapi_conn)
+
+    def _supervise(self) -> bool:
+        """Cut a run past its deadline; False when a cut run refuses to end (the watchdog should fire)."""
+        run = self._current
+        if run is None:
+            self._stuck_reported = False
+            return True
+        now = time.monotonic()
+        if now > run.deadline and not run.cut.is_set():
+            self.notifier.status(f"cutting a run that exceeded run_timeout ({run.timeout:.0f}s)")
+            self._cut(run, f"it exceeded schedule.run_timeout ({run.timeout:.0f}s)")
+        if run.cut.is_set() and now > run.deadline + CUT_GRACE:
+            if not self._stuck_reported:
+                log.critical("a run cut at its deadline is still stuck; no more watchdog pings (systemd restarts us)")
+                self.notifier.status("stuck: a run could not be cut; waiting for the watchdog restart")
+                self._stuck_reported = True
+            return False
+        return True
+
+    # ---------------------------------------------------------------- configuration
+
+    def _reload(self) -> None:
+        path = self.cfg.path
+        try:
+            new = config_mod.load(path)
+            trigger = make_trigger(new.schedule)
+        except ConfigError as exc:
+            log.error("configuration reload refused, keeping the running one: %s", exc)
+            self.notifier.status(f"reload refused ({exc}); last: {self.last}")
+            return
+        old, self.cfg = self.cfg, new
+        logs.setup(level=self.log_level, fmt=self.log_format, cfg=new)
+        if self.scheduler is not None and new.schedule != old.schedule:
+            self.scheduler.modify_job(JOB_ID, misfire_grace_time=_misfire(new.schedule))
+            self.scheduler.reschedule_job(JOB_ID, trigger=trigger)
+            log.info("schedule changed: %s", describe_schedule(new.schedule))
+        if new.metrics != old.metrics:
+            log.warning("metrics.listen changed to %s: it takes effect after a restart", new.metrics.listen)
+        log.info("configuration reloaded from %s", path)
+        self._idle_status()
+
+    # ---------------------------------------------------------------- main loop (main thread)
+
+    def _install_signals(self) -> socket.socket:
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        self._wakeup = (r, w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        return r
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._pending.append(signum)  # nothing else: this runs between arbitrary bytecodes of the main thread
+
+    def _wait(self, r: socket.socket, timeout: float) -> list[int]:
+        with contextlib.suppress(InterruptedError):
+            select.select([r], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while r.recv(256):
+                pass
+        got, self._pending = self._pending, []
+        return got
+
+    def _scheduler_alive(self) -> bool:
+        s = self.scheduler
+        # BackgroundScheduler keeps its loop thread in _thread; a dead loop means no run will ever fire.
+        thread = getattr(s, "_thread", None)
+        return s is not None and s.running and thread is not None and thread.is_alive()
+
+    def serve(self) -> int:
+        wake = self._install_signals()
+        if self.cfg.metrics.listen:
+            try:
+                self.metrics.serve(self.cfg.metrics.listen)
+            except OSError as exc:
+                raise ConfigError(f"metrics.listen {self.cfg.metrics.listen}: {exc.strerror}") from None
+            log.info("metrics on http://%s/metrics", self.cfg.metrics.listen)
+        engine = make_engine(self.cfg.database)
+        self.metrics.load_history(engine)
+        engine.dispose()
+        self.metrics.up.set(1)
+
+        scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        scheduler.add_job(
+            self._job, make_trigger(self.cfg.schedule), id=JOB_ID, name="sync",
+            misfire_grace_time=_misfire(self.cfg.schedule), next_run_time=datetime.now().astimezone(),
+        )
+        self.scheduler = scheduler
+        scheduler.start()
+        log.info("syncd daemon started (pid %d): %s", os.getpid(), describe_schedule(self.cfg.schedule))
+        self.notifier.ready(f"started; {describe_schedule(self.cfg.schedule)}")
+
+        ping_every = watchdog_interval()
+        next_ping = 0.0
+        tick = min(TICK, ping_every) if ping_every else TICK
+        while True:
+            got = self._wait(wake, tick)
+            if signal.SIGTERM in got or signal.SIGINT in got:
+                break
+            if signal.SIGHUP in got:
+                self._reload()
+            healthy = self._supervise() and self._scheduler_alive()
+            if ping_every and healthy and time.monotonic() >= next_ping:
+                self.notifier.watchdog()
+                next_ping = time.monotonic() + ping_every
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        log.info("stopping: no new files are taken")
+        self.notifier.stopping("stopping: finishing the current file")
+        self.stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        run = self._current
+        if run is not None and not run.done.wait(STOP_GRACE):
+            self._cut(run, f"it did not finish within {STOP_GRACE:.0f}s of the stop request")
+            run.done.wait(5)
+        if run is not None and not run.done.is_set():
+            log.error("the run did not stop; exiting anyway (the database rolls its transaction back)")
+            logging.shutdown()
+            os._exit(0)  # the run's thread is stuck in a call that no cut reached: exit cannot join it
+        log.info("stopped")
+        self.notifier.close()
+        return 0
+
+
+def _log_file(outcome: FileOutcome) -> None:
+    if outcome.status == "waiting":
+        log.info("waiting %s: %s", outcome.name, outcome.message)
+
+
+def describe_schedule(s: ScheduleConfig) -> str:
+    if s.cron:
+        when = f"cron {s.cron!r}"
+    else:
+        assert s.interval is not None
+        when = f"every {s.interval.total_seconds():g}s"
+        if s.jitter:
+            when += f" (jitter {s.jitter.total_seconds():g}s)"
+    return f"{when}, run_timeout {s.run_timeout.total_seconds():g}s, misfire_grace {s.misfire_grace.total_seconds():g}s"
+
+
+def run_daemon(cfg: Config, *, log_format: logs.LogFormat = "text", log_level: int = logging.INFO) -> int:
+    make_trigger(cfg.schedule)  # a bad crontab line is a config error before anything starts
+    return Daemon(cfg, log_format=log_format, log_level=log_level).serve()
