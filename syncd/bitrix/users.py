@@ -113,8 +113,12 @@ class Resolution:
 
     @property
     def disagree(self) -> bool:
-        """Strategies would link different users (each strategy's pick is its lowest ID)."""
-        return len({f.users[0] for f in self.found}) > 1
+        """A later strategy found only other users than the stored one.
+
+        A later strategy that also found the stored user agrees, even if it found colleagues too
+        (inn: finds a whole company; the GUID field picked one of its employees).
+        """
+        return any(self.user_id not in f.users for f in self.found[1:])
 
     @property
     def conflict(self) -> bool:
