@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, column, func, or_, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import ledger
+from syncd.config import Config
+from syncd.db import make_engine, safe_url
+from syncd.errors import SourceError
+from syncd.sources import open_source
 
 if TYPE_CHECKING:
     from syncd.runner import RunResult, Status
@@ -53,3 +58,283 @@ def last_success(conn: Connection) -> datetime | None:
     q = select(func.max(ledger.runs.c.finished_at)).where(ledger.runs.c.exit_code == 0)
     value = conn.execute(q).scalar()
     return value if isinstance(value, datetime) else None
+
+
+# ---------------------------------------------------------------- `syncd status`
+
+
+@dataclass
+class SourceFile:
+    name: str
+    state: str  # "ready" (complete, taken by the next run) or why it is not taken yet
+    size: int | None = None
+    mtime: float | None = None
+
+
+@dataclass
+class Report:
+    now: datetime  # UTC, naive like the ledger
+    database: str
+    source: str
+    database_error: str | None = None
+    source_error: str | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    last_applied: dict[str, Any] | None = None
+    as_of: datetime | None = None  # newest generatedAt among applied exports (UTC)
+    last_file: dict[str, Any] | None = None  # newest applied, held or rejected file
+    held: list[dict[str, Any]] = field(default_factory=list)  # held and not applied since
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[SourceFile] = field(default_factory=list)
+    unlinked: int | None = None  # balance rows with debt and no site user
+
+    @property
+    def applied_age(self) -> float | None:
+        finished = self.last_applied["finished_at"] if self.last_applied is not None else None
+        return (self.now - finished).total_seconds() if isinstance(finished, datetime) else None
+
+    @property
+    def data_age(self) -> float | None:
+        return (self.now - self.as_of).total_seconds() if self.as_of is not None else None
+
+    def ready(self) -> list[SourceFile]:
+        return [f for f in self.waiting if f.state == "ready"]
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            if isinstance(v, datetime):
+                return v.replace(tzinfo=UTC).isoformat()
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+
+        result: dict[str, Any] = clean(
+            {
+                "now": self.now,
+                "database": {"url": self.database, "error": self.database_error},
+                "source": {"url": self.source, "error": self.source_error},
+                "last_applied": self.last_applied,
+                "last_applied_age_seconds": self.applied_age,
+                "data_as_of": self.as_of,
+                "data_age_seconds": self.data_age,
+                "last_file": self.last_file,
+                "runs": self.runs,
+                "waiting": [f.__dict__ for f in self.waiting],
+                "held": self.held,
+                "rejected": self.rejected,
+                "counterparties_without_user": self.unlinked,
+            }
+        )
+        return result
+
+
+_IMPORT_COLUMNS = ("id", "file_name", "export_id", "mode", "generated_at", "status", "finished_at", "host", "error")
+
+
+def _import_dict(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {k: m[k] for k in _IMPORT_COLUMNS}
+
+
+def _read_database(conn: Connection, cfg: Config, report: Report, n_runs: int) -> None:
+    imports, runs = ledger.imports, ledger.runs
+    keys = ("id", "started_at", "finished_at", "host", "trigger", "exit_code", "summary", "error")
+    recent = select(runs).order_by(runs.c.id.desc()).limit(n_runs)
+    report.runs = [{k: r._mapping[k] for k in keys} for r in conn.execute(recent)]
+    row = conn.execute(
+        select(imports).where(imports.c.status == ledger.APPLIED).order_by(imports.c.id.desc()).limit(1)
+    ).first()
+    report.last_applied = _import_dict(row) if row is not None else None
+    as_of = conn.execute(select(func.max(imports.c.generated_at)).where(imports.c.status == ledger.APPLIED)).scalar()
+    report.as_of = as_of if isinstance(as_of, datetime) else None
+    row = conn.execute(
+        select(imports)
+        .where(imports.c.status.in_([ledger.APPLIED, ledger.HELD, ledger.REJECTED]))
+        .order_by(imports.c.id.desc())
+        .limit(1)
+    ).first()
+    report.last_file = _import_dict(row) if row is not None else None
+    # A held file stops counting once it (or the same export) was applied: approved, or re-exported.
+    held = select(imports).where(imports.c.status == ledger.HELD).order_by(imports.c.id.desc()).limit(50)
+    for r in conn.execute(held).all():
+        m = r._mapping
+        done = conn.execute(
+            select(imports.c.id).where(
+                imports.c.status == ledger.APPLIED,
+                or_(imports.c.sha256 == m["sha256"], imports.c.export_id == m["export_id"]),
+            ).limit(1)
+        ).first()
+        if done is None:
+            report.held.append(_import_dict(r))
+    rejected = select(imports).where(imports.c.status == ledger.REJECTED).order_by(imports.c.id.desc()).limit(10)
+    report.rejected = [_import_dict(r) for r in conn.execute(rejected)]
+    balance = table(cfg.bitrix.blocks.balance_table, column("UF_BITRIX_USER_ID"), column("UF_DEBT"))
+    report.unlinked = int(
+        conn.execute(
+            select(func.count()).select_from(balance).where(
+                balance.c.UF_BITRIX_USER_ID.is_(None), balance.c.UF_DEBT.is_not(None), balance.c.UF_DEBT != 0
+            )
+        ).scalar()
+        or 0
+    )
+
+
+def collect(cfg: Config, *, engine: Engine | None = None, list_source: bool = True, n_runs: int = 10) -> Report:
+    """Everything `status` and `check` show. Unreachable parts are reported in the Report, not raised."""
+    own = engine is None
+    engine = engine or make_engine(cfg.database, connect_timeout=10)
+    report = Report(now=ledger.utcnow(), database=safe_url(engine), source="")
+    try:
+        with engine.connect() as conn:
+            _read_database(conn, cfg, report, n_runs)
+    except SQLAlchemyError as exc:
+        report.database_error = _db_reason(exc)
+    finally:
+        if own:
+            engine.dispose()
+    if list_source:
+        try:
+            with open_source(cfg.source) as src:
+                report.source = src.describe()
+                listing = src.list()
+        except SourceError as exc:
+            report.source_error = str(exc)
+        else:
+            report.waiting = [SourceFile(f.name, "ready", f.size, f.mtime) for f in listing.ready]
+            report.waiting += [SourceFile(w.name, w.reason) for w in listing.waiting]
+    if not report.source:
+        report.source = str(cfg.source.path) if cfg.source.type == "local" else f"sftp://{cfg.source.host}"
+    return report
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    if orig is not None and getattr(orig, "args", None):
+        args = orig.args
+        return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
+    return exc.__class__.__name__
+
+
+def ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    s = int(max(seconds, 0))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return f"{moment.replace(tzinfo=UTC).astimezone():%Y-%m-%d %H:%M:%S}"
+
+
+def render(report: Report) -> str:
+    """The readable form of `syncd status` (times in the host's local zone)."""
+    out: list[str] = []
+    db = "unreachable: " + report.database_error if report.database_error else "ok"
+    out.append(f"Database      {report.database}: {db}")
+    if report.source_error:
+        out.append(f"Source        {report.source}: unreachable: {report.source_error}")
+    else:
+        ready = len(report.ready())
+        out.append(
+            f"Source        {report.source}: {len(report.waiting)} file(s) waiting"
+            f" ({ready} complete, {len(report.waiting) - ready} not yet)"
+        )
+    la = report.last_applied
+    if la is None:
+        out.append("Last applied  none yet")
+    else:
+        out.append(
+            f"Last applied  {la['file_name']} ({la['mode']}, export {la['export_id']}) at {_local(la['finished_at'])}, "
+            f"{ago(report.applied_age)} ago"
+        )
+    out.append(f"Data as of    {_local(report.as_of)} ({ago(report.data_age)} old)")
+    if report.unlinked is not None:
+        out.append(f"Counterparties with a debt but no site user: {report.unlinked}")
+    if report.last_file is not None and report.last_file["status"] != ledger.APPLIED:
+        lf = report.last_file
+        out.append(f"LAST FILE {lf['status'].upper()}: {lf['file_name']}: {lf['error']}")
+    out.append("")
+    out.append("Recent runs")
+    if not report.runs:
+        out.append("  none recorded")
+    else:
+        out.append(f"  {'STARTED':<19}  {'TRIGGER':<7}  {'EXIT':>4}  {'TOOK':>6}  SUMMARY")
+        for r in report.runs:
+            took = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
+            text = r["summary"] or ""
+            if r["error"]:
+                text += f"; {r['error']}"
+            exit_code = "-" if r["exit_code"] is None else str(r["exit_code"])
+            took_text = "-" if took is None else f"{took:.1f}s"
+            out.append(f"  {_local(r['started_at']):<19}  {r['trigger']:<7}  {exit_code:>4}  {took_text:>6}  {text}")
+    if report.waiting:
+        out.append("")
+        out.append("Waiting on the source")
+        now = report.now.replace(tzinfo=UTC).timestamp()
+        for f in report.waiting:
+            age = f"{ago(now - f.mtime)} old" if f.mtime is not None else ""
+            size = f"{f.size} bytes" if f.size is not None else ""
+            out.append(f"  {f.name}  {f.state}  {size}  {age}".rstrip())
+    if report.held:
+        out.append("")
+        out.append("Held (apply with `syncd run-once --approve EXPORT_ID` once checked)")
+        for h in report.held:
+            out.append(f"  {_local(h['finished_at'])}  {h['file_name']}  {h['error']}")
+    if report.rejected:
+        out.append("")
+        out.append("Rejected (latest first)")
+        for h in report.rejected:
+            out.append(f"  {_local(h['finished_at'])}  {h['file_name']}  {h['error']}")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- `syncd check` (monitoring plugin)
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+def check(report: Report, *, max_age: float, max_wait: float) -> tuple[int, str]:
+    """Nagios plugin result: (exit code, one line with perfdata).
+
+    CRITICAL: the database or the source is unreachable; nothing applied within max_age; the newest
+    file taken up was rejected or held. WARNING: a complete file has sat on the source for longer
+    than max_wait (runs are not picking it up: the daemon is down or blocked by the lock).
+    """
+    critical: list[str] = []
+    warning: list[str] = []
+    if report.database_error:
+        critical.append(f"database unreachable: {report.database_error}")
+    if report.source_error:
+        critical.append(f"source unreachable: {report.source_error}")
+    age = report.applied_age
+    if not report.database_error:
+        if age is None:
+            critical.append("no export applied yet")
+        elif age > max_age:
+            critical.append(f"last export applied {ago(age)} ago (more than {ago(max_age)})")
+    lf = report.last_file
+    if lf is not None and lf["status"] in (ledger.HELD, ledger.REJECTED):
+        critical.append(f"last file {lf['file_name']} was {lf['status']}: {lf['error']}")
+    now = report.now.replace(tzinfo=UTC).timestamp()
+    stale = [f for f in report.ready() if f.mtime is not None and now - f.mtime > max_wait]
+    if stale:
+        oldest = min(f.mtime for f in stale if f.mtime is not None)
+        warning.append(f"{len(stale)} complete file(s) waiting on the source for over {ago(max_wait)} "
+                       f"(oldest {ago(now - oldest)})")
+    code = CRITICAL if critical else WARNING if warning else OK
+    text = "; ".join(critical + warning) or f"last export applied {ago(age)} ago"
+    perf = [f"age={int(age)}s;;{int(max_age)}" if age is not None else f"age=U;;{int(max_age)}"]
+    if report.data_age is not None:
+        perf.append(f"data_age={int(report.data_age)}s")
+    perf.append(f"files_waiting={len(report.waiting)}")
+    return code, f"SYNCD {STATE_NAMES[code]} - {text} | {' '.join(perf)}"
