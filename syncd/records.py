@@ -6,8 +6,8 @@ datetimes timezone-aware (the reader attaches the source zone to naive values).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -17,16 +17,16 @@ Mode = Literal["full", "delta"]
 @dataclass(frozen=True, slots=True)
 class Header:
     export_id: str
-    generated_at: datetime
+    generated_at: dt.datetime
     mode: Mode = "full"
-    payments_from: date | None = None
+    payments_from: dt.date | None = None
     format_version: str = "1"
 
 
 @dataclass(frozen=True, slots=True)
 class Payment:
     id: str
-    date: datetime
+    date: dt.datetime
     sum: Decimal
     number: str | None = None
     kind: str | None = None
@@ -36,17 +36,17 @@ class Payment:
 @dataclass(frozen=True, slots=True)
 class Document:
     id: str
-    date: date
+    date: dt.date
     outstanding: Decimal
     kind: str | None = None
     number: str | None = None
-    due_date: date | None = None
+    due_date: dt.date | None = None
     amount: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LastPayment:
-    date: date
+    date: dt.date
     sum: Decimal
 
 

@@ -7,7 +7,7 @@ its SQLAlchemy tables from it, and tests compare the database against it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Column, Date, DateTime, Double, Integer, MetaData, Table, Text
 from sqlalchemy.dialects import mysql
@@ -106,14 +106,14 @@ def block_specs(names: BlockNames) -> tuple[BlockSpec, BlockSpec, BlockSpec]:
     )
 
 
-def column_type(user_type: UserType) -> TypeEngine[object]:
+def column_type(user_type: UserType) -> TypeEngine[Any]:
     """The column type Bitrix gives a field of this USER_TYPE_ID (MySQL; generic elsewhere)."""
-    types: dict[UserType, TypeEngine[object]] = {
+    types: dict[UserType, TypeEngine[Any]] = {
         "string": Text(),
         "integer": Integer(),
-        "double": Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb"),  # type: ignore[dict-item]
-        "date": Date(),  # type: ignore[dict-item]
-        "datetime": DateTime(),  # type: ignore[dict-item]
+        "double": Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb"),
+        "date": Date(),
+        "datetime": DateTime(),
     }
     return types[user_type]
 
@@ -121,6 +121,6 @@ def column_type(user_type: UserType) -> TypeEngine[object]:
 def data_table(spec: BlockSpec, metadata: MetaData | None = None) -> Table:
     """The block's data table as SQLAlchemy Core sees it (ID plus one column per field)."""
     md = metadata if metadata is not None else MetaData()
-    cols = [Column("ID", Integer, primary_key=True, autoincrement=True)]
+    cols: list[Column[Any]] = [Column("ID", Integer, primary_key=True, autoincrement=True)]
     cols += [Column(f.name, column_type(f.type), nullable=True) for f in spec.fields]
     return Table(spec.table, md, *cols, extend_existing=True)
