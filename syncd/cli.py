@@ -6,6 +6,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -118,31 +119,160 @@ def summary_line(result: RunResult) -> str:
     return text
 
 
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return config_mod.parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def _verbose() -> bool:
+    return bool(click.get_current_context().find_root().params.get("verbose"))
+
+
+def _setup_logs(cfg: Config, log_format: str, level: int) -> None:
+    from syncd import logs
+
+    logs.setup(level=logging.DEBUG if _verbose() else level, fmt="json" if log_format == "json" else "text", cfg=cfg)
+
+
+LOG_FORMAT = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Log lines on stderr: text (journald priorities under systemd) or one JSON object per line.",
+)
+
+
 @cli.command("run-once")
 @config_option
 @click.option("--approve", multiple=True, metavar="EXPORT_ID|FILE",
               help="Apply this held export despite the missing-counterparties guard. Repeatable.")
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something went wrong.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print nothing unless something went wrong (a run refused by the lock is silent too).")
+@click.option("--if-stale", "if_stale", metavar="DURATION", callback=_duration,
+              help="Do nothing (exit 0, silently) if a run succeeded within DURATION, e.g. 90m: for cron, "
+                   "so it only steps in when the daemon is dead.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="Write Prometheus metrics for node_exporter's textfile collector (atomically).")
+@LOG_FORMAT
 @errors_to_exit
-def run_once_cmd(config_path: str | None, approve: tuple[str, ...], quiet: bool) -> None:
+def run_once_cmd(
+    config_path: str | None, approve: tuple[str, ...], quiet: bool, if_stale: float | None,
+    metrics_file: Path | None, log_format: str,
+) -> None:
     """Apply every complete new export from the source, then exit.
 
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
+    Exits 8 when another run (daemon, cron, another host) holds the lock.
     """
-    from syncd.runner import run_once
+    from syncd.runner import EXIT_LOCKED, run_once
+    from syncd.status import succeeded_within
 
     cfg = load_config(config_path)
+    _setup_logs(cfg, log_format, logging.WARNING)
+    trigger = "once"
+    if if_stale is not None:
+        trigger = "cron"
+        if succeeded_within(cfg, if_stale):
+            logging.getLogger("syncd").debug("a run succeeded within --if-stale: nothing to do")
+            sys.exit(0)
 
     def show(outcome: FileOutcome) -> None:
         if not quiet or outcome.status in ("held", "rejected"):
             click.echo(_describe(outcome))
 
-    result = run_once(cfg, approve=approve, on_file=show)
+    from syncd.db import make_engine
+
+    engine = make_engine(cfg.database)
+    try:
+        result = run_once(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine)
+        if metrics_file is not None:
+            from syncd.metrics import write_run_metrics
+
+            write_run_metrics(engine, result, metrics_file)
+    finally:
+        engine.dispose()
+    if quiet and result.exit_code == EXIT_LOCKED:
+        sys.exit(EXIT_LOCKED)  # cron mails any output; the other run is doing the work
     if result.error is not None:
         click.echo(f"syncd: error: {result.error}", err=True)
     if not quiet or result.exit_code != 0:
         click.echo(summary_line(result))
     sys.exit(result.exit_code)
+
+
+@cli.command("daemon")
+@config_option
+@LOG_FORMAT
+@errors_to_exit
+def daemon_cmd(config_path: str | None, log_format: str) -> None:
+    """Run syncd in the foreground on its [schedule] (a first run at start).
+
+    SIGTERM/SIGINT finish the current file and exit 0; SIGHUP re-reads the configuration (a bad one
+    is refused, the running one kept). Under systemd use Type=notify (READY, STATUS, WATCHDOG).
+    """
+    from syncd.daemon import run_daemon
+
+    cfg = load_config(config_path)
+    _setup_logs(cfg, log_format, logging.INFO)
+    level = logging.DEBUG if _verbose() else logging.INFO
+    sys.exit(run_daemon(cfg, log_format="json" if log_format == "json" else "text", log_level=level))
+
+
+@cli.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of the table.")
+@errors_to_exit
+def status_cmd(config_path: str | None, as_json: bool) -> None:
+    """What syncd did and what is waiting: recent runs, the last applied export and the data's age,
+    files on the source, held and rejected files with reasons, counterparties without a site user.
+
+    Exits 7 when the database is unreachable, 6 when the source is (after printing what it could).
+    """
+    import json
+
+    from syncd.status import collect, render
+
+    cfg = load_config(config_path)
+    _setup_logs(cfg, "text", logging.WARNING)
+    report = collect(cfg)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render(report))
+    if report.database_error:
+        sys.exit(EXIT_DATABASE)
+    if report.source_error:
+        sys.exit(EXIT_SOURCE)
+
+
+@cli.command("check")
+@config_option
+@click.option("--max-age", default="2h", show_default=True, metavar="DURATION",
+              help="CRITICAL when no export was applied within this time.")
+@click.option("--max-wait", default="1h", show_default=True, metavar="DURATION",
+              help="WARNING when a complete file has waited on the source longer than this.")
+def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
+    """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
+    2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
+    or held), 3 UNKNOWN (bad configuration or arguments)."""
+    from syncd import logs
+    from syncd.status import UNKNOWN, check, collect
+
+    try:
+        cfg = config_mod.load(config_path)
+        age = config_mod.parse_duration(max_age).total_seconds()
+        wait = config_mod.parse_duration(max_wait).total_seconds()
+        logs.setup(level=logging.ERROR, cfg=cfg)
+        code, line = check(collect(cfg), max_age=age, max_wait=wait)
+        line = logs.mask(line, logs.config_secrets(cfg))
+    except (SyncdError, ValueError) as exc:
+        code, line = UNKNOWN, f"SYNCD UNKNOWN - {exc}"
+    except Exception as exc:
+        code, line = UNKNOWN, f"SYNCD UNKNOWN - internal error: {exc.__class__.__name__}: {exc}"
+    click.echo(line)
+    sys.exit(code)
 
 
 @cli.command("migrate")

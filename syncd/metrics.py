@@ -111,3 +111,11 @@ class Metrics:
 def parse_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def write_run_metrics(engine: Engine, result: RunResult, path: Path) -> None:
+    """`run-once --metrics-file`: this run's counters plus the history the database remembers."""
+    m = Metrics()
+    m.load_history(engine)
+    m.observe(result)
+    m.write_textfile(path)

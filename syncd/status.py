@@ -338,3 +338,19 @@ def check(report: Report, *, max_age: float, max_wait: float) -> tuple[int, str]
         perf.append(f"data_age={int(report.data_age)}s")
     perf.append(f"files_waiting={len(report.waiting)}")
     return code, f"SYNCD {STATE_NAMES[code]} - {text} | {' '.join(perf)}"
+
+
+def succeeded_within(cfg: Config, seconds: float) -> bool:
+    """Whether a run ended with exit code 0 within the last `seconds` (for `run-once --if-stale`).
+
+    False when the database cannot say: the run then goes ahead and reports the problem itself.
+    """
+    engine = make_engine(cfg.database, connect_timeout=10)
+    try:
+        with engine.connect() as conn:
+            ok = last_success(conn)
+    except SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+    return ok is not None and (ledger.utcnow() - ok).total_seconds() < seconds
