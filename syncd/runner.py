@@ -284,7 +284,9 @@ class Runner:
             with self.engine.begin() as conn:
                 linker = load_linker(conn, self.cfg.bitrix.link_by)
                 with open_export(item.path, name=remote.name, source_tz=self.cfg.source.timezone) as export:
-                    counts = apply_export(conn, self.blocks, export.header, export.counterparties(), linker, options)
+                    counts = apply_export(
+                        conn, self.blocks, export.header, export.counterparties(), linker, options, name=remote.name
+                    )
                 entry = self._entry(remote, item.sha256, header, ledger.APPLIED)
                 entry["started_at"] = started
                 entry.update(

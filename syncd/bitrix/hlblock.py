@@ -27,6 +27,7 @@ from sqlalchemy.sql.dml import Insert
 
 from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
+from syncd.errors import ExportError
 from syncd.records import Counterparty, Header
 
 Row = dict[str, Any]
@@ -116,7 +117,9 @@ class Writer:
         linker: Linker,
         options: ApplyOptions,
         progress: Callable[[int], None] | None = None,
+        name: str = "export",
     ):
+        self.name = name
         self.conn = conn
         self.b = blocks
         self.header = header
@@ -224,6 +227,7 @@ class Writer:
         t = self.b.payments
         counts = self.counts.payments
         file_ids = [p.id for cp in cps for p in cp.payments]
+        self._refuse_repeated_ids(cps)
         existing = {r["UF_PAYMENT_XML_ID"]: r for r in self._select_in(t, "UF_PAYMENT_XML_ID", file_ids)}
         inserts: list[Row] = []
         updates: list[Row] = []
@@ -257,6 +261,22 @@ class Writer:
             counts.deleted += len(stale)
         self._insert(t, inserts)
         self._update_by_id(t, updates)
+
+    def _refuse_repeated_ids(self, cps: list[Counterparty]) -> None:
+        """A payment listed under two counterparties of one batch would hit the unique index as a database error.
+
+        The reader finds repeated ids across the whole file once it has read it; this catches the ones
+        that meet within one batch first, so they are reported as what they are: a bad file.
+        """
+        owner: dict[str, str] = {}
+        for cp in cps:
+            for p in cp.payments:
+                first = owner.setdefault(p.id, cp.id)
+                if first != cp.id:
+                    raise ExportError(
+                        self.name, f"payment id {p.id} appears twice: under counterparty {first} and under {cp.id}",
+                        where=f"counterparty {cp.id}", field="Payment id",
+                    )
 
     def _apply_documents(self, cps: list[Counterparty]) -> None:
         t = self.b.documents
@@ -410,9 +430,10 @@ def apply_export(
     linker: Linker,
     options: ApplyOptions,
     progress: Callable[[int], None] | None = None,
+    name: str = "export",
 ) -> ApplyCounts:
-    """Apply one export in the caller's transaction. Raises HeldByGuard (caller rolls back)."""
-    return Writer(conn, blocks, header, linker, options, progress).apply(counterparties)
+    """Apply one export in the caller's transaction. Raises HeldByGuard or ExportError (caller rolls back)."""
+    return Writer(conn, blocks, header, linker, options, progress, name).apply(counterparties)
 
 
 def relink(conn: Connection, blocks: Blocks, linker: Linker) -> dict[str, int]:
