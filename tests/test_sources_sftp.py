@@ -314,7 +314,7 @@ def test_server_dying_mid_run(own_sshd: SshServer, tmp_path: Path) -> None:
         (f,) = src.list().ready
         own_sshd.kill()
         started = time.monotonic()
-        with pytest.raises(SourceError, match="the server closed the connection; will retry next run"):
+        with pytest.raises(SourceError, match="the connection was lost; will retry next run"):
             src.fetch(f, tmp_path / "export.xml")
         with pytest.raises(SourceError, match="not connected"):
             src.list()

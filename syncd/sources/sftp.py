@@ -263,7 +263,7 @@ class SftpSource:
             self._drop(f"lost during {what}")
             text = str(exc) if isinstance(exc, paramiko.SSHException) else ""
             # paramiko words a dropped connection as "Server connection dropped: " with nothing after it.
-            detail = text if text and "connection dropped" not in text else "the server closed the connection"
+            detail = text if text and "connection dropped" not in text else "the connection was lost"
             raise SourceError(f"{self.describe()}: {what}: {detail}; will retry next run") from None
         except OSError as exc:
             if self._client is None or not self._transport_active():
@@ -271,7 +271,9 @@ class SftpSource:
                 raise SourceError(
                     f"{self.describe()}: {what}: the connection was lost; will retry next run"
                 ) from None
-            raise SourceError(f"{self.describe()}: {what}: {exc.strerror or exc}") from None
+            # Local errors (the destination) carry a file name; the server's SFTP status codes do not.
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise SourceError(f"{self.describe()}: {what}: {where}{exc.strerror or exc}") from None
 
     def _transport_active(self) -> bool:
         transport = self._client.get_transport() if self._client else None

@@ -8,6 +8,7 @@ server's host key, exactly what an admin configures for syncd.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import secrets
@@ -27,6 +28,7 @@ from tests.rig.mariadb import free_port
 SSHD = Path("/usr/sbin/sshd")
 USER = "syncd-test"
 USER_HOME = Path("/var/lib/syncd-test")
+PASSWORD_LOCK = Path("/run/syncd-test-password.lock")
 
 
 class RigUnavailable(RuntimeError):
@@ -57,11 +59,37 @@ def ensure_user(name: str = USER, home: Path = USER_HOME) -> pwd.struct_passwd:
         if result.returncode not in (0, 9):
             raise RigUnavailable(f"useradd {name} failed: {result.stderr.strip()}") from None
         pw = pwd.getpwnam(name)
-    # sshd without PAM refuses a locked account ('!'); '*' only disables password login.
-    subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+    # sshd without PAM refuses a locked account ('!'); '*' only disables password login. A real
+    # password is left alone while a password server (of a parallel session) holds the lock, and
+    # removed otherwise: a session killed mid-test leaves it behind.
+    with PASSWORD_LOCK.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            in_use = False
+        except BlockingIOError:
+            in_use = True
+        field_ = _shadow_field(name)
+        if field_ != "*" and (field_.startswith("!") or not in_use):
+            subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
     Path(pw.pw_dir).mkdir(parents=True, exist_ok=True)
     os.chown(pw.pw_dir, pw.pw_uid, pw.pw_gid)
     return pw
+
+
+def _shadow_field(name: str) -> str:
+    for line in Path("/etc/shadow").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return fields[1]
+    return ""
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an flock on `path`: mutual exclusion between test sessions on this machine."""
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def keygen(path: Path, comment: str) -> str:
@@ -223,6 +251,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
     secret: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     server: SshServer | None = None
+    stack = contextlib.ExitStack()
     try:
         keygen(tmp / "host_ed25519", "syncd-test-host")
         client_pub = keygen(tmp / "client_ed25519", "syncd-test-client")
@@ -230,6 +259,9 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
         authorized.write_text(client_pub + "\n")
         authorized.chmod(0o644)
         if password:
+            # The password lives in /etc/shadow, shared by every test session on the machine: one
+            # password server at a time, or a second session would change it under the first.
+            stack.enter_context(_exclusive(PASSWORD_LOCK))
             secret = secrets.token_urlsafe(18)
             subprocess.run(["chpasswd"], input=f"{pw.pw_name}:{secret}\n", text=True, check=True, capture_output=True)
         log = tmp / "sshd.log"
@@ -293,6 +325,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
                 proc.wait()
         if secret is not None:
             subprocess.run(["usermod", "-p", "*", pw.pw_name], check=False, capture_output=True)
+        stack.close()
         if server is not None:
             for d in server.made:
                 shutil.rmtree(d, ignore_errors=True)
