@@ -1,0 +1,91 @@
+"""The run lock against the suite's MariaDB and real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from syncd.config import Config, from_mapping
+from syncd.lock import FileLock, LockedError, RunLock, lock_name
+
+
+def config(db_url: str, state: Path) -> Config:
+    return from_mapping(
+        {"source": {"type": "local", "path": str(state)}, "database": {"url": db_url}, "state": {"dir": str(state)}}
+    )
+
+
+def test_second_lock_is_refused_and_says_who_holds_it(db_url: str, tmp_path: Path) -> None:
+    cfg = config(db_url, tmp_path)
+    with RunLock(cfg), pytest.raises(LockedError, match=f"pid {os.getpid()} on "):
+        RunLock(cfg).acquire()
+    with RunLock(cfg):  # released: free again
+        pass
+
+
+def test_database_lock_stops_another_host(db_url: str, tmp_path: Path) -> None:
+    # Two state folders stand for two hosts: only GET_LOCK is shared.
+    first = RunLock(config(db_url, tmp_path / "a")).acquire()
+    try:
+        with pytest.raises(LockedError, match=r"database lock 'syncd:t_\d+_\d+' \(database connection \d+"):
+            RunLock(config(db_url, tmp_path / "b")).acquire()
+        assert not (tmp_path / "b" / "syncd.lock").read_text()  # the file lock it took was let go
+    finally:
+        first.release()
+    RunLock(config(db_url, tmp_path / "b")).acquire().release()
+
+
+def test_verify_notices_a_lost_lock(db_url: str, tmp_path: Path) -> None:
+    lock = RunLock(config(db_url, tmp_path)).acquire()
+    try:
+        lock.verify()
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            holder = conn.execute(text("SELECT IS_USED_LOCK(:n)"), {"n": lock.db.name}).scalar()
+            conn.execute(text(f"KILL CONNECTION {int(holder)}"))
+        engine.dispose()
+        with pytest.raises(LockedError, match="lost the database lock"):
+            lock.verify()
+    finally:
+        lock.release()
+
+
+def test_file_lock_held_by_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from syncd.lock import FileLock
+            FileLock(Path({str(path)!r})).acquire()
+            print("locked", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=f"pid {holder.pid} on "):
+            FileLock(path).acquire()
+    finally:
+        holder.communicate("")
+    FileLock(path).acquire()  # the kernel dropped it with the process
+
+
+def test_sqlite_has_no_named_lock(tmp_path: Path) -> None:
+    cfg = config(f"sqlite:///{tmp_path / 'demo.db'}", tmp_path)
+    with RunLock(cfg) as lock:
+        lock.verify()  # nothing to check on SQLite
+        with pytest.raises(LockedError):
+            RunLock(cfg).acquire()  # the file lock still works
+
+
+def test_long_database_names_fit_mysql_limit() -> None:
+    assert lock_name("bitrix") == "syncd:bitrix"
+    assert len(lock_name("x" * 64)) <= 64
