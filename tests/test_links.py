@@ -243,7 +243,7 @@ def test_field_registered_without_column_is_refused(site: LinkSite) -> None:
 def test_manual_without_links_table_is_refused(site: LinkSite) -> None:
     site.sql("DROP TABLE syncd_links")
     s = site.with_link_by("manual")
-    with pytest.raises(SchemaError, match="syncd_links.*syncd migrate"):
+    with pytest.raises(SchemaError, match=r"syncd_links.*syncd migrate"):
         refresh_links(s.engine, s.cfg)
 
 
