@@ -312,5 +312,191 @@ def migrate_cmd(config_path: str | None) -> None:
         click.echo("nothing to do")
 
 
+# ---------------------------------------------------------------- links (issue #3)
+
+EXIT_USAGE = 2  # wrong input to a command: click's own code for usage errors
+
+
+def _link_input(f: F) -> F:
+    """Wrong input (no such user, malformed GUID…) is a usage error: exit 2, nothing was changed."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from syncd.links import LinkError
+
+        try:
+            return f(*args, **kwargs)
+        except LinkError as exc:
+            click.echo(f"syncd: error: {exc}; nothing was changed", err=True)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_out(data: object) -> None:
+    import json
+
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of the table.")
+
+
+@cli.group("links")
+def links_group() -> None:
+    """Link counterparties to Bitrix users: manual links, refresh, and what is not linked.
+
+    \b
+    Strategies are set in bitrix.link_by (README "Linking counterparties to users").
+    Wrong input (no such user, inactive user, malformed GUID or INN) exits 2 and changes nothing.
+    """
+
+
+@links_group.command("add")
+@config_option
+@click.argument("counterparty", metavar="GUID|INN")
+@click.argument("user", metavar="USER")
+@click.option("--comment", "-m", metavar="TEXT", help="Why (kept with the link).")
+@click.option("--replace", is_flag=True, help="Replace an existing manual link of this GUID or INN.")
+@click.option("--no-refresh", is_flag=True, help="Only save the link; the blocks follow on the next run.")
+@JSON_OPTION
+@errors_to_exit
+@_link_input
+def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment: str | None, replace: bool,
+                  no_refresh: bool, as_json: bool) -> None:
+    """Link a counterparty GUID (or every counterparty with an INN) to USER: an ID, login or e-mail.
+
+    The link is used by the "manual" strategy and is applied to all three blocks at once.
+    """
+    from syncd.links import add_link, change_lines, open_engine
+
+    cfg = load_config(config_path)
+    with open_engine(cfg) as engine:
+        change = add_link(engine, cfg, counterparty, user, comment=comment, replace=replace, refresh=not no_refresh)
+    if as_json:
+        _json_out(change.as_dict())
+    else:
+        click.echo("\n".join(change_lines(change)))
+    for w in change.warnings:
+        click.echo(f"syncd: warning: {w}", err=True)
+
+
+@links_group.command("remove")
+@config_option
+@click.argument("counterparty", metavar="GUID|INN")
+@click.option("--no-refresh", is_flag=True, help="Only delete the link; the blocks follow on the next run.")
+@JSON_OPTION
+@errors_to_exit
+@_link_input
+def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: bool, as_json: bool) -> None:
+    """Remove the manual link of a GUID or INN; other strategies decide again."""
+    from syncd.links import change_lines, open_engine, remove_link
+
+    cfg = load_config(config_path)
+    with open_engine(cfg) as engine:
+        change = remove_link(engine, cfg, counterparty, refresh=not no_refresh)
+    if as_json:
+        _json_out(change.as_dict())
+    else:
+        click.echo("\n".join(change_lines(change)))
+    for w in change.warnings:
+        click.echo(f"syncd: warning: {w}", err=True)
+
+
+@links_group.command("list")
+@config_option
+@JSON_OPTION
+@errors_to_exit
+def links_list_cmd(config_path: str | None, as_json: bool) -> None:
+    """Every manual link, its user's state and the counterparties it covers."""
+    from syncd.links import list_links, open_engine, render_table
+
+    cfg = load_config(config_path)
+    with open_engine(cfg) as engine:
+        rows = list_links(engine, cfg)
+    if as_json:
+        _json_out([r.__dict__ for r in rows])
+        return
+    if not rows:
+        click.echo("no manual links (add one with `syncd links add GUID|INN USER`)")
+        return
+    click.echo(render_table(
+        ["KEY", "USER", "LOGIN", "EMAIL", "STATE", "COUNTERPARTIES", "NAME", "CREATED (UTC)", "BY", "COMMENT"],
+        [[f"{r.key_kind.upper()} {r.key}", r.user_id, r.login, r.email, r.user_state, r.counterparties,
+          r.counterparty_name, r.created_at, r.created_by, r.comment] for r in rows],
+    ))
+
+
+@links_group.command("unmatched")
+@config_option
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Show only the N largest debts.")
+@JSON_OPTION
+@errors_to_exit
+def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: bool) -> None:
+    """Counterparties that owe something and have no user, largest debt first."""
+    from syncd.links import open_engine, render_table, unmatched
+
+    cfg = load_config(config_path)
+    with open_engine(cfg) as engine:
+        rows = unmatched(engine, cfg, limit=limit)
+    if as_json:
+        _json_out([r.__dict__ for r in rows])
+        return
+    if not rows:
+        click.echo("every counterparty with debt has a user")
+        return
+    click.echo(render_table(
+        ["GUID", "INN", "KPP", "NAME", "DEBT", "OVERDUE", "CURRENCY"],
+        [[r.guid, r.inn, r.kpp, r.name, r.debt, r.overdue_debt, r.currency] for r in rows],
+    ))
+    click.echo(f"{len(rows)} counterparties with debt and no user"
+               + (f" (the {limit} largest)" if limit and len(rows) == limit else ""))
+
+
+@links_group.command("conflicts")
+@config_option
+@JSON_OPTION
+@errors_to_exit
+def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
+    """Counterparties where several users match, or where strategies disagree.
+
+    The lowest user ID of the first strategy that found someone is stored; a manual link
+    (`syncd links add`) settles a conflict.
+    """
+    from syncd.links import conflicts, open_engine, render_table
+
+    cfg = load_config(config_path)
+    with open_engine(cfg) as engine:
+        rows = conflicts(engine, cfg)
+    if as_json:
+        _json_out([r.__dict__ for r in rows])
+        return
+    if not rows:
+        click.echo("no conflicts")
+        return
+    click.echo(render_table(
+        ["GUID", "INN", "NAME", "STORED", "DECIDED BY", "PROBLEM", "FOUND"],
+        [[r.guid, r.inn, r.name, r.user_id, r.strategy, ", ".join(r.kinds), r.details()] for r in rows],
+    ))
+    click.echo(f"{len(rows)} conflicts")
+
+
+@links_group.command("refresh")
+@config_option
+@JSON_OPTION
+@errors_to_exit
+def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
+    """Recompute the user of every row in the three blocks now (runs do it too)."""
+    from syncd.links import open_engine, refresh_links
+
+    cfg = load_config(config_path)
+    with open_engine(cfg) as engine:
+        counts = refresh_links(engine, cfg)
+    if as_json:
+        _json_out(counts.as_dict())
+    else:
+        click.echo(counts.line())
+
+
 def main() -> None:
     cli()

@@ -12,7 +12,8 @@ import getpass
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import OperationalError
 
 from syncd import ledger
 from syncd.bitrix import core
@@ -41,7 +43,8 @@ from syncd.bitrix.hlblock import Blocks, relink
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import LINKS_TABLE, Linker, code_key, guid_key, load_linker, parse_strategy
 from syncd.config import Config
-from syncd.errors import SchemaError, SyncdError
+from syncd.db import make_engine, safe_url
+from syncd.errors import DatabaseError, SchemaError, SyncdError
 
 KeyKind = Literal["guid", "inn"]
 
@@ -516,4 +519,73 @@ def conflicts(engine: Engine, cfg: Config, *, linker: Linker | None = None) -> l
             kinds = tuple(k for k, on in (("several users", r.several), ("strategies disagree", r.disagree)) if on)
             found = {f.strategy: list(f.users) for f in r.found}
             out.append(Conflict(guid, inn, kpp, name, r.user_id, r.strategy, kinds, found))
+    return out
+
+
+# ---------------------------------------------------------------- for the CLI
+
+
+@contextmanager
+def open_engine(cfg: Config) -> Iterator[Engine]:
+    """An engine for one admin command; an unreachable database becomes DatabaseError (exit 7)."""
+    engine = make_engine(cfg.database)
+    try:
+        yield engine
+    except OperationalError as exc:
+        orig = getattr(exc, "orig", None)
+        reason = " ".join(str(a) for a in orig.args) if orig is not None and orig.args else exc.__class__.__name__
+        raise DatabaseError(f"database {safe_url(engine)}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def _cell(value: object, width: int = 40) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}".replace(",", " ")
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    text_ = str(value).replace("\n", " ")
+    return text_ if len(text_) <= width else text_[: width - 1] + "…"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain text table: a header, a rule, one line per row; numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [bool(rows) and all(isinstance(r[i], int | float) for r in rows if r[i] is not None)
+               for i in range(len(headers))]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def change_lines(change: LinkChange) -> list[str]:
+    """What `links add` / `links remove` print."""
+    what = f"{change.key_kind.upper()} {change.key}"
+    names = [c.name or c.guid for c in change.counterparties]
+    if names:
+        what += f" ({names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "") + ")"
+    if change.action == "unchanged":
+        assert change.user is not None
+        head = f"{what} is already linked to user {change.user.label()}: nothing changed"
+    elif change.action == "removed":
+        head = f"removed the manual link of {what} (was user {change.previous_user_id})"
+    else:
+        assert change.user is not None
+        head = f"linked {what} to user {change.user.label()}"
+        if change.action == "replaced":
+            head += f" (was user {change.previous_user_id})"
+    out = [head]
+    if change.refresh is not None:
+        r = change.refresh
+        out.append(f"rows changed: balance {r.balance}, payments {r.payments}, documents {r.documents}")
+    elif change.action != "unchanged":
+        out.append("the blocks were not refreshed: run `syncd links refresh` (or wait for the next run)")
     return out
