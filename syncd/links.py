@@ -539,7 +539,7 @@ def open_engine(cfg: Config) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _cell(value: object, width: int = 40) -> str:
+def _cell(value: object, width: int = 60) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
