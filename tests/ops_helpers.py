@@ -1,0 +1,118 @@
+"""Helpers for the operations tests: a migrated database, an SFTP config file, `syncd` as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+
+from syncd import ledger
+from syncd.bitrix import core
+from syncd.bitrix.migrate import migrate, upgrade_own_tables
+from syncd.config import from_mapping
+from syncd.db import make_engine
+from tests.rig.mariadb import free_port
+from tests.rig.sshd import SshServer
+
+
+def prepare_database(db_url: str) -> None:
+    """The stand-in Bitrix core, syncd's tables and the three HL-blocks."""
+    cfg = from_mapping({"source": {"type": "local", "path": "/"}, "database": {"url": db_url}})
+    engine = make_engine(cfg.database)
+    try:
+        core.create_stand_in_core(engine)
+        upgrade_own_tables(engine)
+        migrate(engine, cfg.bitrix)
+    finally:
+        engine.dispose()
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(
+    path: Path, sshd: SshServer, remote_dir: Path, db_url: str, state: Path, **sections: Mapping[str, Any]
+) -> Path:
+    data: dict[str, dict[str, Any]] = {
+        "source": {
+            "type": "sftp", "host": sshd.host, "port": sshd.port, "username": sshd.username,
+            "private_key": str(sshd.client_key), "known_hosts": str(sshd.known_hosts),
+            "remote_dir": str(remote_dir.relative_to(sshd.home)), "min_age": "30s",
+        },
+        "database": {"url": db_url},
+        "state": {"dir": str(state)},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in data.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items() if v is not None]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("SYNCD_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                                           "WATCHDOG_PID", "JOURNAL_STREAM")}
+    return {**base, **extra}
+
+
+def syncd(*args: str | Path, extra_env: Mapping[str, str] | None = None,
+          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "syncd", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env(**(extra_env or {})))
+
+
+def imports(db_url: str) -> list[dict[str, Any]]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(ledger.imports).order_by(ledger.imports.c.id))]
+    finally:
+        engine.dispose()
+
+
+def runs(db_url: str) -> list[dict[str, Any]]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(ledger.runs).order_by(ledger.runs.c.id))]
+    finally:
+        engine.dispose()
+
+
+def sql(db_url: str, statement: str) -> Any:
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement))
+            return result.scalar() if result.returns_rows else result.rowcount
+    finally:
+        engine.dispose()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 15.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+__all__ = ["free_port"]

@@ -1,0 +1,188 @@
+"""`syncd daemon` as systemd runs it: a real process, a 1-second interval, the suite's sshd and MariaDB."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.exports import counterparty, xml_export
+from tests.ops_helpers import env, free_port, imports, prepare_database, runs, wait_for, write_config
+from tests.rig.mariadb import MariaDB
+from tests.rig.sshd import SshServer
+
+FAST = {"interval": "1s", "run_timeout": "30s", "misfire_grace": "30s"}
+
+
+class Daemon:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, notify: socket.socket):
+        self.proc = proc
+        self.log = log
+        self.notify = notify
+        self.messages: list[str] = []
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 15) -> None:
+        wait_for(f"{needle!r} in the daemon's log", lambda: needle in self.text() or self._dead(), timeout)
+        assert needle in self.text(), self.text()
+
+    def _dead(self) -> bool:
+        return self.proc.poll() is not None
+
+    def received(self) -> list[str]:
+        self.notify.setblocking(False)
+        try:
+            while True:
+                self.messages.append(self.notify.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        return self.messages
+
+    def wait_notify(self, prefix: str, timeout: float = 15) -> str:
+        def seen() -> str | None:
+            return next((m for m in self.received() if m.startswith(prefix)), None)
+
+        return str(wait_for(f"sd_notify {prefix!r}", seen, timeout))
+
+
+@contextmanager
+def daemon(config: Path, tmp_path: Path, *args: str) -> Iterator[Daemon]:
+    sock_path = tmp_path / "notify.sock"
+    log = tmp_path / "daemon.log"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(sock_path))
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "syncd", "daemon", "--config", str(config), *args],
+                stdout=out, stderr=out,
+                env=env(NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="1000000"),
+            )
+        d = Daemon(proc, log, notify)
+        try:
+            yield d
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def applied_names(db_url: str) -> list[str]:
+    return [r["file_name"] for r in imports(db_url) if r["status"] == "applied"]
+
+
+def test_daemon_applies_reloads_serves_metrics_and_stops(
+    db_url: str, sshd: SshServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    prepare_database(db_url)
+    port = free_port()
+    config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state",
+                          schedule=FAST, metrics={"listen": f"127.0.0.1:{port}"})
+    with daemon(config, tmp_path) as d:
+        assert d.wait_notify("READY=1").startswith("READY=1\nSTATUS=started; every 1s")
+        sshd.put(remote_dir / "settlements_1.xml",
+                 xml_export([counterparty(1), counterparty(2)], generated_at="2026-11-25T10:00:00"))
+        wait_for("the first export applied", lambda: applied_names(db_url) == ["settlements_1.xml"])
+        d.wait_notify("WATCHDOG=1")
+        d.wait_log("run finished: 1 applied")
+        assert any(m.startswith("STATUS=idle; last:") and "1 applied" in m for m in d.received())
+
+        # The metrics endpoint: values of this run, data age from the export's as-of time (Moscow, UTC+3).
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                   for line in body.splitlines() if line and not line.startswith("#")}
+        assert metrics['syncd_files_total{outcome="applied"}'] == 1
+        assert metrics['syncd_rows_total{action="inserted",block="balance"}'] == 2
+        assert metrics["syncd_up"] == 1
+        assert time.time() - metrics["syncd_last_success_timestamp_seconds"] < 30
+        as_of = datetime(2026, 11, 25, 7, 0, tzinfo=UTC).timestamp()
+        assert abs(metrics["syncd_data_age_seconds"] - (time.time() - as_of)) < 30
+
+        # A broken configuration is refused; the running one keeps working.
+        good = config.read_text()
+        config.write_text(good.replace("[schedule]", "[schedule]\nintervall = 5"))
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("configuration reload refused, keeping the running one")
+        assert "unknown key schedule.intervall" in d.text()
+        sshd.put(remote_dir / "settlements_2.xml", xml_export([counterparty(1)], generated_at="2026-11-25T11:00:00"))
+        wait_for("the second export applied", lambda: len(applied_names(db_url)) == 2)
+
+        # A good new configuration takes effect: the source folder changed.
+        other = sshd.make_dir("moved")
+        config.write_text(good.replace(str(remote_dir.relative_to(sshd.home)), str(other.relative_to(sshd.home))))
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("configuration reloaded from")
+        sshd.put(other / "settlements_3.xml", xml_export([counterparty(1)], generated_at="2026-11-25T12:00:00"))
+        wait_for("the export in the new folder applied", lambda: "settlements_3.xml" in applied_names(db_url))
+
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 5
+        assert any(m.startswith("STOPPING=1") for m in d.received())
+    assert {r["trigger"] for r in runs(db_url)} == {"daemon"}
+    assert "Traceback" not in d.text()
+
+
+def test_a_hung_run_is_cut_and_the_daemon_goes_on(
+    db_url: str, mariadb: MariaDB, sshd: SshServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    prepare_database(db_url)
+    config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state",
+                          schedule={**FAST, "run_timeout": "2s"})
+    blocker = create_engine(db_url).connect()
+    try:
+        # Another session holds the balance table: the apply waits for it (lock_wait_timeout is a year).
+        blocker.execute(text("LOCK TABLES contractor_balance WRITE"))
+        sshd.put(remote_dir / "settlements_1.xml", xml_export([counterparty(1)]))
+        with daemon(config, tmp_path) as d:
+            d.wait_log("cutting the current run: it exceeded schedule.run_timeout (2s)", timeout=20)
+            d.wait_log("run cut after 2s (schedule.run_timeout)")
+            assert any("cutting a run that exceeded run_timeout" in m for m in d.received())
+            blocker.execute(text("UNLOCK TABLES"))
+            wait_for("the export applied once the table is free", lambda: applied_names(db_url), timeout=20)
+            d.proc.send_signal(signal.SIGTERM)
+            assert d.proc.wait(timeout=10) == 0
+    finally:
+        blocker.close()
+    recorded = runs(db_url)
+    assert recorded[0]["exit_code"] == 7 and "applying settlements_1.xml failed" in recorded[0]["error"]
+    assert recorded[-1]["exit_code"] == 0
+
+
+def test_sigterm_during_startup_of_a_run_exits_cleanly(
+    db_url: str, sshd: SshServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    prepare_database(db_url)
+    config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state", schedule=FAST)
+    for i in range(3):
+        sshd.put(remote_dir / f"settlements_{i}.xml",
+                 xml_export([counterparty(n) for n in range(1, 301)], generated_at=f"2026-11-25T1{i}:00:00"))
+    with daemon(config, tmp_path) as d:
+        d.wait_notify("READY=1")
+        d.wait_notify("STATUS=syncing")
+        d.proc.send_signal(signal.SIGINT)
+        assert d.proc.wait(timeout=10) == 0
+    # Files are whole or absent: whatever was applied is in the ledger, nothing half-done.
+    assert all(r["status"] == "applied" for r in imports(db_url))
+
+
+@pytest.mark.parametrize("bad", ["[schedule]\ncron = \"61 * * * *\"\n", "not toml ["])
+def test_bad_config_at_start_exits_3(tmp_path: Path, bad: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[source]\ntype = "local"\npath = "{tmp_path}"\n[database]\nurl = "sqlite:///x"\n{bad}')
+    result = subprocess.run([sys.executable, "-m", "syncd", "daemon", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30, env=env())
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("syncd: error:")
