@@ -169,11 +169,17 @@ class Writer:
         for chunk in _chunks(ids):
             self.conn.execute(table.delete().where(table.c.ID.in_(chunk)))
 
-    def _select_in(self, table: Table, column: str, keys: Sequence[str], *extra: Any) -> list[Row]:
+    def _select_in(
+        self, table: Table, column: str, keys: Sequence[str], *extra: Any, columns: Sequence[str] = ()
+    ) -> list[Row]:
+        """Rows whose `column` is in `keys`; only `columns` when given (reading rows back costs more than the SQL)."""
         rows: list[Row] = []
+        what = [table.c[c] for c in columns] if columns else [table]
         for chunk in _chunks(keys):
-            q = select(table).where(table.c[column].in_(chunk), *extra)
-            rows.extend(dict(r._mapping) for r in self.conn.execute(q))
+            q = select(*what).where(table.c[column].in_(chunk), *extra)
+            result = self.conn.execute(q)
+            names = list(result.keys())
+            rows.extend(dict(zip(names, r, strict=True)) for r in result)
         return rows
 
     def _diff(self, table: Table, counts: BlockCounts, existing: Row | None, new: Row,
@@ -253,7 +259,8 @@ class Writer:
             stale = [
                 r["ID"]
                 for r in self._select_in(
-                    t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], t.c.UF_DATE >= self.payments_from
+                    t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], t.c.UF_DATE >= self.payments_from,
+                    columns=("ID", "UF_PAYMENT_XML_ID"),
                 )
                 if r["UF_PAYMENT_XML_ID"] not in listed
             ]
@@ -318,15 +325,26 @@ class Writer:
         """Newest incoming payment per counterparty, from the payments block (already updated)."""
         need = [cp.id for cp in cps if cp.last_payment is None]
         t = self.b.payments
-        best: dict[str, tuple[datetime, int, float]] = {}
+        best: dict[str, tuple[date, float]] = {}
         for chunk in _chunks(need):
-            q = select(t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DATE, t.c.ID, t.c.UF_SUM).where(
-                t.c.UF_CONTRACTOR_XML_ID.in_(chunk), t.c.UF_SUM > 0, t.c.UF_DATE.is_not(None)
+            # The server picks the newest row per counterparty (ties: the later row), so one row per
+            # counterparty crosses the wire instead of its whole payment history.
+            ranked = (
+                select(
+                    t.c.UF_CONTRACTOR_XML_ID,
+                    t.c.UF_DATE,
+                    t.c.UF_SUM,
+                    func.row_number()
+                    .over(partition_by=t.c.UF_CONTRACTOR_XML_ID, order_by=(t.c.UF_DATE.desc(), t.c.ID.desc()))
+                    .label("rn"),
+                )
+                .where(t.c.UF_CONTRACTOR_XML_ID.in_(chunk), t.c.UF_SUM > 0, t.c.UF_DATE.is_not(None))
+                .subquery()
             )
-            for guid, when, row_id, amount in self.conn.execute(q):
-                if guid not in best or (when, row_id) > best[guid][:2]:
-                    best[guid] = (when, row_id, amount)
-        return {g: (v[0].date(), v[2]) for g, v in best.items()}
+            q = select(ranked.c.UF_CONTRACTOR_XML_ID, ranked.c.UF_DATE, ranked.c.UF_SUM).where(ranked.c.rn == 1)
+            for guid, when, amount in self.conn.execute(q):
+                best[guid] = (when.date(), amount)
+        return best
 
     def _apply_balance(self, cps: list[Counterparty], existing: dict[str, Row]) -> None:
         t = self.b.balance
