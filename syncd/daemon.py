@@ -19,6 +19,7 @@ threads deadlocks).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import os
 import select
@@ -245,6 +246,8 @@ class Daemon:
         self._wakeup = (r, w)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        # `kill -USR1 <pid>`: every thread's stack on stderr (the journal), to see where a run hangs.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         return r
 
     def _on_signal(self, signum: int, _frame: object) -> None:

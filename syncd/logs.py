@@ -147,4 +147,5 @@ def setup(
     # APScheduler logs every job start and end at INFO; one line per sync is ours to write.
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     logging.getLogger("paramiko").setLevel(max(level, logging.WARNING))
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     return handler

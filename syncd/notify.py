@@ -30,8 +30,10 @@ class Notifier:
             return
         # STATUS must be one line: systemd takes up to the newline.
         lines = [f"{k}={str(v).replace(chr(10), ' ')}" for k, v in fields.items()]
+        # Never wait: a busy or hung PID 1 with a full socket queue must not stall the daemon (or a run).
+        data = "\n".join(lines).encode("utf-8")
         with contextlib.suppress(OSError):
-            self._sock.sendto("\n".join(lines).encode("utf-8"), self._address)
+            self._sock.sendto(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL, self._address)
 
     def ready(self, status: str) -> None:
         self.send(READY=1, STATUS=status)

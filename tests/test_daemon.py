@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +31,19 @@ class Daemon:
         self.log = log
         self.notify = notify
         self.messages: list[str] = []
+        # Read as systemd does, all the time: the datagram queue is short (net.unix.max_dgram_qlen).
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        self.notify.settimeout(0.2)
+        while True:
+            try:
+                self.messages.append(self.notify.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -42,13 +56,7 @@ class Daemon:
         return self.proc.poll() is not None
 
     def received(self) -> list[str]:
-        self.notify.setblocking(False)
-        try:
-            while True:
-                self.messages.append(self.notify.recv(4096).decode())
-        except BlockingIOError:
-            pass
-        return self.messages
+        return list(self.messages)
 
     def wait_notify(self, prefix: str, timeout: float = 15) -> str:
         def seen() -> str | None:
@@ -72,6 +80,12 @@ def daemon(config: Path, tmp_path: Path, *args: str) -> Iterator[Daemon]:
         d = Daemon(proc, log, notify)
         try:
             yield d
+        except BaseException:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)  # the daemon dumps every thread's stack into its log
+                time.sleep(0.5)
+            print("---- daemon log ----\n" + d.text())  # pytest shows it with the failure
+            raise
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -115,7 +129,8 @@ def test_daemon_applies_reloads_serves_metrics_and_stops(
         d.proc.send_signal(signal.SIGHUP)
         d.wait_log("configuration reload refused, keeping the running one")
         assert "unknown key schedule.intervall" in d.text()
-        sshd.put(remote_dir / "settlements_2.xml", xml_export([counterparty(1)], generated_at="2026-11-25T11:00:00"))
+        sshd.put(remote_dir / "settlements_2.xml",
+                 xml_export([counterparty(1), counterparty(2)], generated_at="2026-11-25T11:00:00"))
         wait_for("the second export applied", lambda: len(applied_names(db_url)) == 2)
 
         # A good new configuration takes effect: the source folder changed.
@@ -123,7 +138,8 @@ def test_daemon_applies_reloads_serves_metrics_and_stops(
         config.write_text(good.replace(str(remote_dir.relative_to(sshd.home)), str(other.relative_to(sshd.home))))
         d.proc.send_signal(signal.SIGHUP)
         d.wait_log("configuration reloaded from")
-        sshd.put(other / "settlements_3.xml", xml_export([counterparty(1)], generated_at="2026-11-25T12:00:00"))
+        sshd.put(other / "settlements_3.xml",
+                 xml_export([counterparty(1), counterparty(2)], generated_at="2026-11-25T12:00:00"))
         wait_for("the export in the new folder applied", lambda: "settlements_3.xml" in applied_names(db_url))
 
         t0 = time.monotonic()

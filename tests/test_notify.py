@@ -48,3 +48,13 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     assert watchdog_interval() is None  # meant for another process
     monkeypatch.delenv("WATCHDOG_USEC")
     assert watchdog_interval() is None
+
+
+def test_a_full_queue_never_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))  # nobody reads: the queue fills after a few messages
+        n = Notifier(str(path))
+        for _ in range(2000):
+            n.watchdog()
+        n.close()
