@@ -9,4 +9,229 @@ Public functions (the rest of syncd uses only these):
   Memory does not grow with the file.
 
 `name` is the file name used in messages; `source_tz` is the zone of naive datetimes.
+
+Compression and format are told by the content, not the file name: 1C jobs and admins rename
+files, and a `.xml` that is really gzip must still be read.
 """
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from datetime import tzinfo
+from pathlib import Path
+from typing import IO, Final, Protocol, cast
+
+from syncd.errors import ExportError
+from syncd.formats.json import JsonReader
+from syncd.formats.xml import XmlReader
+from syncd.records import Counterparty, Header
+from syncd.validate import Checker, Dialect, RawCounterparty, records_of
+
+__all__ = ["Export", "open_export", "read_header"]
+
+_BOM: Final = b"\xef\xbb\xbf"
+_WHITESPACE: Final = b" \t\r\n"
+
+
+class _Stream:
+    """The decompressed bytes of an export, with a look-ahead that the readers replay.
+
+    Decompression failures surface inside the parsers' read() calls; they become ExportError
+    here so that no parser sees a zlib or zip exception (lxml and ijson pass ours through).
+    """
+
+    def __init__(self, inner: IO[bytes], file: str, compression: str | None) -> None:
+        self._inner = inner
+        self._file = file
+        self._compression = compression
+        self._head = b""
+        self._offset = 0  # how much of _head has been read
+        self.at_eof = False
+        self.newlines = 0
+
+    def _raw_read(self, size: int) -> bytes:
+        try:
+            data = self._inner.read(size)
+        except EOFError:
+            raise ExportError(self._file, f"the {self._compression} data ends early: the file is cut short "
+                              "(still being written, or damaged in transfer)") from None
+        except (OSError, zlib.error, zipfile.BadZipFile, ValueError) as e:
+            what = f"{self._compression} data" if self._compression else "file"
+            raise ExportError(self._file, f"cannot read the {what}: {e}") from None
+        if not data and size:
+            self.at_eof = True
+        self.newlines += data.count(b"\n")
+        return data
+
+    def peek_at_least(self, size: int) -> bytes:
+        """The first `size` bytes (fewer only at the end of the file), without consuming them."""
+        while len(self._head) < size and not self.at_eof:
+            self._head += self._raw_read(max(size - len(self._head), 65536))
+        return self._head[:size]
+
+    def skip(self, count: int) -> None:
+        self._offset += count
+
+    def read(self, size: int = -1) -> bytes:
+        if self._offset < len(self._head):
+            end = len(self._head) if size < 0 else min(len(self._head), self._offset + size)
+            chunk = self._head[self._offset:end]
+            self._offset = end
+            if self._offset == len(self._head):
+                self._head, self._offset = b"", 0
+            return chunk
+        if size < 0:
+            parts = []
+            while data := self._raw_read(1 << 20):
+                parts.append(data)
+            return b"".join(parts)
+        return self._raw_read(size)
+
+
+Opener = Callable[[], AbstractContextManager[tuple[_Stream, Dialect]]]
+
+
+class _Reader(Protocol):
+    def header(self) -> Header | None: ...
+
+    def records(self) -> Iterator[RawCounterparty]: ...
+
+
+@contextmanager
+def _open_source(path: Path, name: str) -> Iterator[tuple[_Stream, Dialect]]:
+    """The decompressed stream and the format its first byte says."""
+    with ExitStack() as stack:
+        try:
+            raw: IO[bytes] = stack.enter_context(open(path, "rb"))
+            magic = raw.read(4)
+            raw.seek(0)
+        except OSError as e:
+            raise ExportError(name, f"cannot open the file: {e.strerror or e}") from None
+        if not magic:
+            raise ExportError(name, "empty file: 1C may still be writing it, or the export failed")
+        compression: str | None = None
+        inner: IO[bytes] = raw
+        if magic[:2] == b"\x1f\x8b":
+            compression = "gzip"
+            inner = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
+        elif magic[:2] == b"PK":
+            compression = "zip"
+            inner = stack.enter_context(_open_zip_member(raw, name))
+        stream = _Stream(inner, name, compression)
+        yield stream, _detect(stream, name, compression)
+
+
+def _open_zip_member(raw: IO[bytes], name: str) -> IO[bytes]:
+    try:
+        archive = zipfile.ZipFile(raw)
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            listed = ", ".join(info.filename for info in members[:5]) or "nothing"
+            raise ExportError(name, f"a zip export must hold exactly one file; this one holds {len(members)} "
+                              f"({listed})")
+        return archive.open(members[0])
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, ValueError) as e:
+        # RuntimeError: encrypted member; NotImplementedError: an unsupported compression method.
+        raise ExportError(name, f"cannot read the zip archive: {e}") from None
+
+
+def _detect(stream: _Stream, name: str, compression: str | None) -> Dialect:
+    size = 256
+    while True:
+        head = stream.peek_at_least(size)
+        start = 3 if head.startswith(_BOM) else 0
+        body = head[start:].lstrip(_WHITESPACE)
+        if body or len(head) < size:
+            break
+        size *= 16
+    if not body:
+        inside = f" (after {compression} decompression)" if compression else ""
+        raise ExportError(name, f"empty file{inside}: 1C may still be writing it, or the export failed")
+    first = body[:1]
+    if first == b"<":
+        return "xml"
+    if first == b"{":
+        return "json"
+    shown = body[:20].decode("utf-8", "replace")
+    raise ExportError(name, f"not an XML or JSON export: it starts with {shown!r}; an export starts "
+                      "with < (XML) or { (JSON)", where="line 1")
+
+
+def _reader(kind: Dialect, stream: _Stream, checker: Checker, reopen: Opener) -> _Reader:
+    if kind == "xml":
+        return XmlReader(stream, checker)
+    return JsonReader(stream, checker, reopen)
+
+
+def _rescanner(path: Path, name: str, source_tz: tzinfo) -> Callable[[], Iterator[RawCounterparty]]:
+    """A fresh pass over the file, for naming ids that the first pass saw twice."""
+
+    def rescan() -> Iterator[RawCounterparty]:
+        with _open_source(path, name) as (stream, kind):
+            quiet = Checker(name, source_tz, dialect=kind, strict=False, quiet=True)
+            reader = _reader(kind, stream, quiet, lambda: _open_source(path, name))
+            reader.header()
+            yield from reader.records()
+
+    return rescan
+
+
+def read_header(path: Path, *, name: str, source_tz: tzinfo) -> Header:
+    """The export's header; raises ExportError if the file is not a valid export's beginning.
+
+    For XML and for JSON whose header keys come first (as 1C writes them) this reads a few
+    kilobytes; JSON with header keys after the counterparties is scanned to the end.
+    """
+    with _open_source(path, name) as (stream, kind):
+        checker = Checker(name, source_tz, dialect=kind, strict=True)
+        header = _reader(kind, stream, checker, lambda: _open_source(path, name)).header()
+        assert header is not None  # a strict checker raises instead
+        return header
+
+
+class Export:
+    """An open export: its header, and its counterparties streamed once."""
+
+    def __init__(self, header: Header, records: Iterator[Counterparty], finish: Callable[[], None]) -> None:
+        self.header = header
+        self._records = records
+        self._finish = finish
+        self._started = False
+
+    def counterparties(self) -> Iterator[Counterparty]:
+        """Validated counterparties in file order. After the last one, the whole-file checks run
+        (summary counts, ids seen twice), so a consumer must not commit before this is exhausted."""
+        if self._started:
+            raise RuntimeError("Export.counterparties() can be iterated only once")
+        self._started = True
+        yield from self._records
+        self._finish()
+
+
+@contextmanager
+def open_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Export]:
+    """Open an export for streaming; every problem raises ExportError (see the module docstring)."""
+    with _open_source(path, name) as (stream, kind):
+        checker = Checker(name, source_tz, dialect=kind, strict=True)
+        reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
+        header = reader.header()
+        assert header is not None  # a strict checker raises instead
+        rescan = _rescanner(path, name, source_tz)
+        yield Export(header, records_of(checker, reader.records()), lambda: checker.finish(rescan))
+
+
+Scan = tuple[Checker, "Header | None", Iterator[Counterparty], Callable[[], Iterator[RawCounterparty]]]
+
+
+@contextmanager
+def scan_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Scan]:
+    """For syncd.validate.check_file: like open_export, but the checker records problems and goes on."""
+    with _open_source(path, name) as (stream, kind):
+        checker = Checker(name, source_tz, dialect=kind, strict=False, totals=True)
+        reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
+        yield checker, reader.header(), records_of(checker, reader.records()), _rescanner(path, name, source_tz)
+

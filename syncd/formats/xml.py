@@ -1,0 +1,237 @@
+"""XML exports: streamed with lxml's iterparse, one Counterparty element at a time.
+
+Safety: a DOCTYPE may declare entities that expand into gigabytes ("billion laughs"), and lxml
+still expands internal entities. The prolog (everything before the root element) is scanned as
+bytes before the parser sees anything, and any `<!` other than a comment there refuses the file;
+the parser is also configured not to resolve entities, load DTDs or touch the network.
+
+Memory: each Counterparty element is cleared once it has been handed over, and the root's earlier
+children are deleted, so the tree never holds more than one counterparty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from lxml import etree
+
+from syncd.errors import ExportError
+from syncd.records import Header
+from syncd.validate import (
+    HEADER_KEYS,
+    XML_VALUE_ELEMENTS,
+    ByteSource,
+    Checker,
+    Fields,
+    RawCounterparty,
+)
+
+ROOT: Final = "SettlementsExport"
+_SAFE_PARSER: Final[dict[str, Any]] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+_COUNTERPARTY_ATTRS: Final = frozenset({"id", "inn", "kpp", "name", "currency"})
+_VALUE_TAGS: Final = {tag: key for key, tag in XML_VALUE_ELEMENTS.items()}
+_PROLOG_LIMIT: Final = 1 << 20
+_WHITESPACE: Final = b" \t\r\n"
+
+
+class XmlReader:
+    def __init__(self, stream: ByteSource, checker: Checker) -> None:
+        self._stream = stream
+        self._checker = checker
+        self._file = checker.file
+        self._events: Iterator[tuple[str, Any]] | None = None
+        self._root: Any = None
+
+    def header(self) -> Header | None:
+        self._check_prolog()
+        self._events = etree.iterparse(
+            self._stream, events=("start", "end"), tag=(ROOT, "Counterparty", "Summary"), **_SAFE_PARSER
+        )
+        first = self._next()
+        if first is None or first[0] != "start" or first[1].tag != ROOT:
+            raise ExportError(self._file, f"the root element must be {ROOT} without a namespace",
+                              where="line 1")
+        root = self._root = first[1]
+        where = f"line {root.sourceline}"
+        for key in root.keys():  # noqa: SIM118 - iterating an lxml element gives its children
+            if key not in HEADER_KEYS:
+                self._checker.unknown(f"attribute {key!r} of {ROOT}", where)
+        return self._checker.header(root.attrib, where=where)
+
+    def _next(self) -> tuple[str, Any] | None:
+        assert self._events is not None
+        try:
+            return next(self._events)
+        except StopIteration:
+            return None
+        except etree.XMLSyntaxError as e:
+            raise _syntax_error(self._file, e, self._stream) from None
+
+    def records(self) -> Iterator[RawCounterparty]:
+        """Raw counterparties in file order; each is valid only until the next one is asked for."""
+        if self._events is None:
+            self.header()
+        checker = self._checker
+        root = self._root
+        index = 0
+        summary_line: int | None = None
+        while (item := self._next()) is not None:
+            event, elem = item
+            if event != "end":
+                continue
+            tag = elem.tag
+            if tag == "Counterparty":
+                index += 1
+                if elem.getparent() is not root:
+                    checker.problem("a Counterparty must be a child of the root element; this one is "
+                                    f"inside {elem.getparent().tag}", where=f"line {elem.sourceline}")
+                elif summary_line is not None:
+                    checker.problem(f"Summary (line {summary_line}) must be the last element; "
+                                    "a Counterparty follows it", where=f"line {elem.sourceline}")
+                yield self._counterparty(elem, index)
+                self._forget(elem)
+            elif tag == "Summary":
+                where = f"line {elem.sourceline}"
+                if elem.getparent() is not root:
+                    checker.problem("Summary must be a child of the root element", where=where)
+                summary_line = elem.sourceline
+                checker.set_summary(elem.attrib, where=where)
+            elif tag == ROOT:
+                for child in root:
+                    self._note_stray(child)
+                return
+        raise ExportError(self._file, "the file ends before </SettlementsExport>: it is cut short "
+                          "(still being written, or damaged in transfer)")
+
+    def _forget(self, elem: Any) -> None:
+        elem.clear(keep_tail=False)
+        root = self._root
+        while elem.getprevious() is not None:
+            self._note_stray(root[0])
+            del root[0]
+
+    def _note_stray(self, child: Any) -> None:
+        tag = child.tag
+        if tag != "Counterparty" and tag != "Summary" and isinstance(tag, str):
+            self._checker.unknown(f"element {tag} in {ROOT}", f"line {child.sourceline}")
+
+    def _counterparty(self, elem: Any, index: int) -> RawCounterparty:
+        checker = self._checker
+        line = elem.sourceline
+        if not _COUNTERPARTY_ATTRS.issuperset(elem.keys()):
+            for key in elem.keys():  # noqa: SIM118 - iterating an lxml element gives its children
+                if key not in _COUNTERPARTY_ATTRS:
+                    checker.unknown(f"attribute {key!r} of Counterparty", f"line {line}")
+        values: dict[str, object] = {}
+        last: Fields | None = None
+        payments: list[Any] = []
+        documents: list[Any] = []
+        for child in elem:
+            tag = child.tag
+            if tag in _VALUE_TAGS:
+                values[_VALUE_TAGS[tag]] = child.text
+            elif tag == "Payments":
+                found = child.findall("Payment")
+                if len(found) != len(child):
+                    self._note_children(child, "Payment")
+                payments.extend(found)
+            elif tag == "OpenDocuments":
+                found = child.findall("Document")
+                if len(found) != len(child):
+                    self._note_children(child, "Document")
+                documents.extend(found)
+            elif tag == "LastPayment":
+                last = child
+            elif tag in ("Payment", "Document"):
+                holder = "Payments" if tag == "Payment" else "OpenDocuments"
+                checker.problem(f"{tag} must be inside {holder}", where=f"line {child.sourceline}")
+            else:
+                checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
+        return RawCounterparty(index, line, elem, values, last, payments, documents)
+
+    def _note_children(self, holder: Any, expected: str) -> None:
+        for child in holder:
+            if child.tag != expected:
+                self._checker.unknown(f"element {child.tag} in {holder.tag}", f"line {child.sourceline}")
+
+    def _check_prolog(self) -> None:
+        """Refuse DOCTYPE and entity declarations before the parser can expand anything.
+
+        Only the prolog (XML declaration, comments, processing instructions, whitespace) may precede
+        the root; the encodings syncd accepts (UTF-8, windows-1251) spell all of it in ASCII.
+        """
+        peek = self._stream.peek_at_least
+        size = 4096
+        while True:
+            head: bytes = peek(size)
+            verdict = _scan_prolog(head, complete=len(head) < size)
+            if verdict is not None:
+                break
+            if size >= _PROLOG_LIMIT:
+                raise ExportError(self._file, "no root element in the first megabyte of the file")
+            size *= 4
+        kind, line, detail = verdict
+        if kind == "doctype":
+            raise ExportError(self._file, "the file has a DOCTYPE or entity declaration; exports must not "
+                              "have one (it could expand entities), so the file is refused unread",
+                              where=f"line {line}")
+        if kind == "root" and detail != ROOT:
+            raise ExportError(self._file, f"the root element is {detail}, expected {ROOT}: "
+                              "this is not a settlements export", where=f"line {line}")
+        if kind == "bad":
+            raise ExportError(self._file, f"not well-formed XML before the root element: {detail}",
+                              where=f"line {line}")
+
+
+def _scan_prolog(head: bytes, *, complete: bool) -> tuple[str, int, str] | None:
+    """("root", line, name), ("doctype", line, ""), ("bad", line, why), or None if more bytes are needed."""
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    end = len(head)
+    while True:
+        while pos < end and head[pos] in _WHITESPACE:
+            pos += 1
+        line = head.count(b"\n", 0, pos) + 1
+        if not complete and end - pos < 9:
+            return None  # too few bytes to tell "<!--" from "<!DOCTYPE" or to read a name
+        if pos >= end:
+            return ("bad", line, "no root element") if complete else None
+        if head.startswith(b"<?", pos):
+            close = head.find(b"?>", pos)
+        elif head.startswith(b"<!--", pos):
+            close = head.find(b"-->", pos)
+        elif head.startswith(b"<!", pos):
+            return "doctype", line, ""
+        elif head.startswith(b"<", pos):
+            stop = pos + 1
+            while stop < end and head[stop] not in b" \t\r\n/>":
+                stop += 1
+            if stop == end and not complete:
+                return None
+            return "root", line, head[pos + 1:stop].decode("utf-8", "replace")
+        else:
+            return "bad", line, "text before the root element"
+        if close < 0:
+            return ("bad", line, "unterminated declaration or comment") if complete else None
+        pos = close + 2
+
+
+def _syntax_error(file: str, error: etree.XMLSyntaxError, stream: ByteSource) -> ExportError:
+    message = str(error.msg or error)
+    # libxml2 appends ", line N, column M"; the location goes in front instead.
+    cut = message.rfind(", line ")
+    if cut > 0:
+        message = message[:cut]
+    # libxml2 words a cut-off file in many ways; what they share is an error on the file's last line.
+    if stream.at_eof and error.lineno and error.lineno >= stream.newlines:
+        message += " (the file ends here: it is cut short, still being written or damaged in transfer)"
+    where = f"line {error.lineno}" if error.lineno else None
+    return ExportError(file, f"not well-formed XML: {message}", where=where)

@@ -1,0 +1,613 @@
+"""From raw records to typed records, and the checks that need the whole file.
+
+The readers (syncd.formats.xml, syncd.formats.json) know the syntax; they hand each counterparty
+over as a `RawCounterparty` whose parts answer `.get(name)` and `.keys()` with the contract's
+names (lxml elements for XML, dicts for JSON), so one `Checker` serves both formats.
+
+A `Checker` is strict (`open_export`: the first problem raises `ExportError`) or collecting
+(`check_file`: every problem is recorded and reading goes on).
+
+Ids must be unique in the whole file, and a file may hold millions of payments. Keeping every id
+string would cost hundreds of bytes per payment, so the first pass keeps one 64-bit hash per id in
+256 `array('q')` buckets (8 bytes each) and compares them at the end, one small bucket at a time.
+Only if two hashes are equal does a second pass over the file look for the actual ids, so a hash
+collision never becomes a reported problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Final, Literal, Protocol, cast
+
+from syncd.errors import ExportError
+from syncd.records import Counterparty, Document, Header, LastPayment, Payment, Summary
+from syncd.values import (
+    non_negative,
+    non_zero,
+    parse_amount,
+    parse_count,
+    parse_currency,
+    parse_date,
+    parse_datetime,
+    parse_document_kind,
+    parse_format_version,
+    parse_guid,
+    parse_inn,
+    parse_kpp,
+    parse_mode,
+    parse_payment_kind,
+    parse_text,
+    show,
+)
+
+log = logging.getLogger("syncd.formats")
+
+Dialect = Literal["xml", "json"]
+Fields = Mapping[str, object]
+
+
+class ByteSource(Protocol):
+    """The decompressed bytes of an export as syncd.formats hands them to a reader."""
+
+    at_eof: bool
+    newlines: int
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def peek_at_least(self, size: int, /) -> bytes: ...
+
+_ZERO: Final = Decimal("0.00")
+_BUCKETS: Final = 256
+
+HEADER_KEYS: Final = frozenset({"formatVersion", "exportId", "generatedAt", "mode", "paymentsFrom"})
+PAYMENT_KEYS: Final = frozenset({"id", "date", "sum", "number", "kind", "purpose"})
+DOCUMENT_KEYS: Final = frozenset({"id", "kind", "number", "date", "dueDate", "amount", "outstanding"})
+LAST_PAYMENT_KEYS: Final = frozenset({"date", "sum"})
+SUMMARY_KEYS: Final = frozenset({"counterparties", "payments", "documents"})
+
+# XML spells the counterparty's amounts as elements; messages use the name the 1C developer wrote.
+XML_VALUE_ELEMENTS: Final = {"debt": "Debt", "payable": "Payable", "overdueDebt": "OverdueDebt",
+                             "creditLimit": "CreditLimit"}
+
+
+@dataclass(slots=True)
+class RawCounterparty:
+    """One counterparty as read, before any value is parsed.
+
+    `attrs` answers id, inn, kpp, name, currency; `values` answers debt, payable, overdueDebt,
+    creditLimit. For JSON both are the counterparty's object. Items are lxml elements (XML, with
+    `.sourceline`) or dicts (JSON).
+    """
+
+    index: int
+    line: int | None
+    attrs: Fields
+    values: Fields
+    last_payment: Fields | None = None
+    payments: Sequence[Fields] = ()
+    documents: Sequence[Fields] = ()
+
+
+# How each field is parsed on the slow path (a record with a problem), and checked.
+_REQUIRED: Final = 1
+_NON_NEGATIVE: Final = 2
+_NON_ZERO: Final = 4
+_Spec = tuple[str, Callable[[object], object], int]
+
+
+def _amount_checks(value: object, flags: int) -> None:
+    if isinstance(value, Decimal):
+        if flags & _NON_NEGATIVE:
+            non_negative(value)
+        if flags & _NON_ZERO:
+            non_zero(value)
+
+
+@dataclass
+class _Tally:
+    """Counts and totals of what the file holds (counts include records with problems)."""
+
+    counterparties: int = 0
+    payments: int = 0
+    documents: int = 0
+    debt: Decimal = _ZERO
+    overdue_debt: Decimal = _ZERO
+    payments_sum: Decimal = _ZERO
+    outstanding: Decimal = _ZERO
+
+
+class Checker:
+    """Turns raw records into typed ones and checks the file as a whole."""
+
+    def __init__(self, file: str, source_tz: tzinfo, *, dialect: Dialect, strict: bool,
+                 totals: bool = False, quiet: bool = False) -> None:
+        self.file = file
+        self.source_tz = source_tz
+        self.dialect: Dialect = dialect
+        self.strict = strict
+        self.quiet = quiet
+        self.problems: list[str] = []
+        self.tally = _Tally()
+        self.summary: Summary | None = None
+        self.summary_where: str | None = None
+        self._totals = totals
+        self._warned: set[str] = set()
+        self._cp_hashes = [array("q") for _ in range(_BUCKETS)]
+        self._payment_hashes = [array("q") for _ in range(_BUCKETS)]
+        self._document_hashes = [array("q") for _ in range(_BUCKETS)]
+        tz = source_tz
+        self._payment_spec: tuple[_Spec, ...] = (
+            ("id", parse_guid, _REQUIRED),
+            ("date", lambda v: parse_datetime(v, tz), _REQUIRED),
+            ("sum", parse_amount, _REQUIRED | _NON_ZERO),
+            ("number", parse_text, 0),
+            ("kind", parse_payment_kind, 0),
+            ("purpose", parse_text, 0),
+        )
+        self._document_spec: tuple[_Spec, ...] = (
+            ("id", parse_guid, _REQUIRED),
+            ("kind", parse_document_kind, 0),
+            ("number", parse_text, 0),
+            ("date", parse_date, _REQUIRED),
+            ("dueDate", parse_date, 0),
+            ("amount", parse_amount, 0),
+            ("outstanding", parse_amount, _REQUIRED | _NON_NEGATIVE),
+        )
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def problem(self, message: str, *, where: str | None = None, field: str | None = None) -> None:
+        error = ExportError(self.file, message, where=where, field=field)
+        if self.strict:
+            raise error
+        self.problems.append(str(error))
+
+    def unknown(self, what: str, where: str | None) -> None:
+        """An element, attribute or key the contract does not know: ignored, one warning per name."""
+        if what in self._warned or self.quiet:
+            return
+        self._warned.add(what)
+        place = f"{where}: " if where else ""
+        log.warning("%s: %sunknown %s ignored (not reported again for this file)", self.file, place, what)
+
+    def _unknown_keys(self, item: Fields, known: frozenset[str], owner: str, where: str | None) -> None:
+        for key in item.keys():  # noqa: SIM118 - item may be an lxml element, whose iteration gives children
+            if key not in known:
+                self.unknown(self._key_label(key, owner), where)
+
+    def _key_label(self, key: str, owner: str) -> str:
+        if self.dialect == "xml":
+            return f"attribute {key!r} of {owner}"
+        return f"key {key!r} in {owner.lower()}"
+
+    def _field_label(self, key: str, owner: str) -> str:
+        if owner == "Counterparty" and self.dialect == "xml" and key in XML_VALUE_ELEMENTS:
+            return XML_VALUE_ELEMENTS[key]
+        if owner == "LastPayment":
+            return f"LastPayment {key}" if self.dialect == "xml" else f"lastPayment.{key}"
+        return key
+
+    # -- locations, built only when something is reported ------------------------------------
+
+    @staticmethod
+    def _counterparty_label(raw: RawCounterparty) -> str:
+        ident = raw.attrs.get("id")
+        return f"counterparty #{raw.index}" + (f" (id={ident})" if isinstance(ident, str) and ident else "")
+
+    def counterparty_where(self, raw: RawCounterparty) -> str:
+        label = self._counterparty_label(raw)
+        return f"line {raw.line}, {label}" if raw.line is not None else label
+
+    def _item_where(self, raw: RawCounterparty, kind: str, index: int, item: object) -> str:
+        label = f"{kind} #{index} of {self._counterparty_label(raw)}"
+        line = getattr(item, "sourceline", None)
+        return f"line {line}, {label}" if line is not None else label
+
+    # -- header and summary -------------------------------------------------------------------
+
+    def header(self, fields: Fields, *, where: str | None = None) -> Header | None:
+        """The export's header, or None (collecting mode) when it has a problem."""
+        problems = len(self.problems)
+        version = self._field(fields, "formatVersion", parse_format_version, _REQUIRED, where, "header")
+        export_id = self._field(fields, "exportId", parse_guid, _REQUIRED, where, "header")
+        generated_at = self._field(fields, "generatedAt", lambda v: parse_datetime(v, self.source_tz),
+                                   _REQUIRED, where, "header")
+        mode = self._field(fields, "mode", parse_mode, 0, where, "header") or "full"
+        payments_from = self._field(fields, "paymentsFrom", parse_date, 0, where, "header")
+        if len(self.problems) > problems or export_id is None or generated_at is None:
+            return None
+        assert isinstance(version, str) and isinstance(export_id, str)
+        assert mode in ("full", "delta")
+        return Header(
+            export_id=export_id,
+            generated_at=generated_at,  # type: ignore[arg-type]
+            mode=mode,
+            payments_from=payments_from,  # type: ignore[arg-type]
+            format_version=version,
+        )
+
+    def set_summary(self, fields: Fields, *, where: str | None, owner: str = "Summary") -> None:
+        if self.summary is not None:
+            self.problem(f"a second {owner} (there must be at most one)", where=where)
+            return
+        self._unknown_keys(fields, SUMMARY_KEYS, owner, where)
+        counts: list[int] = []
+        for key in ("counterparties", "payments", "documents"):
+            value = fields.get(key)
+            if value is None:
+                self.problem(f"{owner} lacks the count of {key}", where=where, field=key)
+                return
+            try:
+                counts.append(parse_count(value))
+            except ValueError as e:
+                self.problem(str(e), where=where, field=key)
+                return
+        self.summary = Summary(*counts)
+        self.summary_where = where
+
+    # -- records ------------------------------------------------------------------------------
+
+    def _field(self, item: Fields, key: str, parse: Callable[[object], object], flags: int,
+               where: str | None, owner: str) -> object:
+        raw = item.get(key)
+        try:
+            value = parse(raw)
+            if value is None and flags & _REQUIRED:
+                if raw is None:
+                    raise ValueError("missing: this field is required")
+                raise ValueError(f"{show(raw)} means empty, but this field is required")
+            _amount_checks(value, flags)
+            return value
+        except ValueError as e:
+            self.problem(str(e), where=where, field=self._field_label(key, owner))
+            return None
+
+    def _fields(self, item: object, spec: Sequence[_Spec], where: str, owner: str) -> dict[str, object]:
+        if not hasattr(item, "get") or not hasattr(item, "keys"):
+            self.problem(f"{show(item)} is not a {owner.lower()}: expected an object", where=where)
+            return {}
+        fields = cast(Fields, item)
+        return {key: self._field(fields, key, parse, flags, where, owner) for key, parse, flags in spec}
+
+    def counterparty(self, raw: RawCounterparty) -> Counterparty | None:
+        """The typed counterparty, or None (collecting mode) when it or one of its items is bad."""
+        tally = self.tally
+        tally.counterparties += 1
+        problems = len(self.problems)
+        attrs, values = raw.attrs, raw.values
+        try:
+            cid = parse_guid(attrs.get("id"))
+            debt = parse_amount(values.get("debt"))
+            payable = parse_amount(values.get("payable"))
+            overdue = parse_amount(values.get("overdueDebt"))
+            limit = parse_amount(values.get("creditLimit"))
+            if cid is None or debt is None or debt < 0 or (payable is not None and payable < 0) or (
+                    overdue is not None and overdue < 0) or (limit is not None and limit < 0):
+                raise ValueError
+            currency = parse_currency(attrs.get("currency")) or "RUB"
+            record: Counterparty | None = Counterparty(
+                id=cid, debt=debt, payable=_ZERO if payable is None else payable,
+                overdue_debt=_ZERO if overdue is None else overdue, credit_limit=limit,
+                inn=parse_inn(attrs.get("inn")), kpp=parse_kpp(attrs.get("kpp")),
+                name=parse_text(attrs.get("name")), currency=currency,
+            )
+        except ValueError:
+            cid = self._counterparty_problems(raw)
+            record = None
+        if cid is not None:
+            h = hash(cid)
+            self._cp_hashes[h & 0xFF].append(h)
+        if raw.last_payment is not None:
+            last = self._last_payment(raw)
+            if record is not None:
+                record.last_payment = last
+        payments, payments_ok = self._payments(raw)
+        documents, documents_ok = self._documents(raw)
+        if record is None or not payments_ok or not documents_ok:
+            if len(self.problems) == problems:  # pragma: no cover - a guard: never drop a record silently
+                self.problem("this counterparty could not be read", where=self.counterparty_where(raw))
+            return None
+        record.payments = payments
+        record.documents = documents
+        if self._totals:
+            tally.debt += record.debt
+            tally.overdue_debt += record.overdue_debt
+            tally.payments_sum += sum((p.sum for p in payments), _ZERO)
+            tally.outstanding += sum((d.outstanding for d in documents), _ZERO)
+        return record
+
+    def _counterparty_problems(self, raw: RawCounterparty) -> str | None:
+        """Slow path: report every bad field of the counterparty; return its id if that one is good."""
+        where = self.counterparty_where(raw)
+        cid = self._field(raw.attrs, "id", parse_guid, _REQUIRED, where, "Counterparty")
+        for key, flags in (("debt", _REQUIRED), ("payable", 0), ("overdueDebt", 0), ("creditLimit", 0)):
+            self._field(raw.values, key, parse_amount, flags | _NON_NEGATIVE, where, "Counterparty")
+        for key, parse in (("currency", parse_currency), ("inn", parse_inn), ("kpp", parse_kpp),
+                           ("name", parse_text)):
+            self._field(raw.attrs, key, parse, 0, where, "Counterparty")
+        return cid if isinstance(cid, str) else None
+
+    def _last_payment(self, raw: RawCounterparty) -> LastPayment | None:
+        item = raw.last_payment
+        where = self.counterparty_where(raw)
+        if not hasattr(item, "get"):
+            self.problem(f"{show(item)} is not a last payment: expected an object with date and sum",
+                         where=where, field=self._field_label("", "LastPayment").rstrip(". "))
+            return None
+        assert item is not None
+        self._unknown_keys(item, LAST_PAYMENT_KEYS, "LastPayment", where)
+        day = self._field(item, "date", parse_date, 0, where, "LastPayment")
+        amount = self._field(item, "sum", parse_amount, 0, where, "LastPayment")
+        if day is None and amount is None:
+            return None  # 1C writes an empty LastPayment for a counterparty that never paid
+        if not isinstance(day, date) or not isinstance(amount, Decimal):
+            missing = "date" if day is None else "sum"
+            if item.get(missing) in (None, ""):
+                self.problem("a last payment needs both date and sum", where=where,
+                             field=self._field_label(missing, "LastPayment"))
+            return None
+        return LastPayment(day, amount)
+
+    def _payments(self, raw: RawCounterparty) -> tuple[list[Payment], bool]:
+        out: list[Payment] = []
+        ok = True
+        seen: set[str] = set()
+        buckets = self._payment_hashes
+        tz = self.source_tz
+        index = 0
+        for index, item in enumerate(raw.payments, 1):
+            try:
+                if not PAYMENT_KEYS.issuperset(item.keys()):
+                    self._unknown_keys(item, PAYMENT_KEYS, "Payment", self._item_where(raw, "payment", index, item))
+                pid = parse_guid(item.get("id"))
+                when = parse_datetime(item.get("date"), tz)
+                amount = parse_amount(item.get("sum"))
+                if pid is None or when is None or not amount:  # a zero sum is also an error
+                    raise ValueError
+                assert amount is not None
+                payment = Payment(pid, when, amount, parse_text(item.get("number")),
+                                  parse_payment_kind(item.get("kind")), parse_text(item.get("purpose")))
+            except (ValueError, AttributeError):
+                ok = False
+                good = self._fields(item, self._payment_spec, self._item_where(raw, "payment", index, item),
+                                    "Payment")
+                pid = good.get("id")  # type: ignore[assignment]
+                if not isinstance(pid, str):
+                    continue
+            else:
+                out.append(payment)
+            if pid in seen:
+                ok = False
+                first = next(i for i, p in enumerate(raw.payments, 1) if _quiet(parse_guid, p.get("id")) == pid)
+                self.problem(
+                    f"payment id {pid} appears twice in this counterparty (first as payment #{first}"
+                    f"{self._line_suffix(raw.payments[first - 1])}); payment ids must be unique in the file",
+                    where=self._item_where(raw, "payment", index, item), field="id")
+                continue
+            seen.add(pid)
+            h = hash(pid)
+            buckets[h & 0xFF].append(h)
+        self.tally.payments += index
+        return out, ok
+
+    def _documents(self, raw: RawCounterparty) -> tuple[list[Document], bool]:
+        out: list[Document] = []
+        ok = True
+        seen: set[tuple[str, date | None]] = set()
+        buckets = self._document_hashes
+        index = 0
+        for index, item in enumerate(raw.documents, 1):
+            try:
+                if not DOCUMENT_KEYS.issuperset(item.keys()):
+                    self._unknown_keys(item, DOCUMENT_KEYS, "Document",
+                                       self._item_where(raw, "document", index, item))
+                did = parse_guid(item.get("id"))
+                day = parse_date(item.get("date"))
+                outstanding = parse_amount(item.get("outstanding"))
+                if did is None or day is None or outstanding is None or outstanding < 0:
+                    raise ValueError
+                due = parse_date(item.get("dueDate"))
+                document = Document(did, day, outstanding, parse_document_kind(item.get("kind")),
+                                    parse_text(item.get("number")), due, parse_amount(item.get("amount")))
+            except (ValueError, AttributeError):
+                ok = False
+                good = self._fields(item, self._document_spec,
+                                    self._item_where(raw, "document", index, item), "Document")
+                did = good.get("id")  # type: ignore[assignment]
+                if not isinstance(did, str) or ("dueDate" in good and good["dueDate"] is None and
+                                                item.get("dueDate") not in (None, "")):
+                    continue
+                due = good.get("dueDate")  # type: ignore[assignment]
+            else:
+                out.append(document)
+            key = (did, due)
+            if key in seen:
+                ok = False
+                self.problem(
+                    f"document {did}{self._due_label(due)} appears twice in this counterparty; "
+                    "a document may appear once per due date", where=self._item_where(raw, "document", index, item),
+                    field="id")
+                continue
+            seen.add(key)
+            h = hash(key)
+            buckets[h & 0xFF].append(h)
+        self.tally.documents += index
+        return out, ok
+
+    @staticmethod
+    def _due_label(due: object) -> str:
+        return f" with due date {due}" if due is not None else " without a due date"
+
+    @staticmethod
+    def _line_suffix(item: object) -> str:
+        line = getattr(item, "sourceline", None)
+        return f", line {line}" if line is not None else ""
+
+    # -- the whole file -----------------------------------------------------------------------
+
+    def finish(self, rescan: Callable[[], Iterator[RawCounterparty]]) -> None:
+        """After the last record: the Summary counts, then ids seen twice (found by `rescan`)."""
+        tally = self.tally
+        if self.summary is not None:
+            for what, declared, found in (("counterparties", self.summary.counterparties, tally.counterparties),
+                                          ("payments", self.summary.payments, tally.payments),
+                                          ("documents", self.summary.documents, tally.documents)):
+                if declared != found:
+                    self.problem(
+                        f"the summary says {declared} {what} but the file holds {found}: the export is "
+                        "cut short or damaged; ask 1C to export again", where=self.summary_where, field=what)
+        suspects = (_colliding(self._cp_hashes), _colliding(self._payment_hashes),
+                    _colliding(self._document_hashes))
+        if any(suspects):
+            self._report_duplicates(rescan(), *suspects)
+
+    def _report_duplicates(self, records: Iterator[RawCounterparty], counterparties: set[int],
+                           payments: set[int], documents: set[int]) -> None:
+        places: dict[tuple[str, object], list[str]] = {}
+
+        def note(kind: str, key: object, where: Callable[[], str]) -> None:
+            found = places.setdefault((kind, key), [])
+            found.append(where())
+
+        for raw in records:
+            cid = _quiet(parse_guid, raw.attrs.get("id"))
+            if cid is not None and hash(cid) in counterparties:
+                note("counterparty", cid, lambda raw=raw: self.counterparty_where(raw))  # type: ignore[misc]
+            if payments:
+                for index, item in enumerate(raw.payments, 1):
+                    pid = _quiet(parse_guid, item.get("id")) if hasattr(item, "get") else None
+                    if pid is not None and hash(pid) in payments:
+                        note("payment", pid, lambda raw=raw, i=index, it=item:  # type: ignore[misc]
+                             self._item_where(raw, "payment", i, it))
+            if documents:
+                for index, item in enumerate(raw.documents, 1):
+                    did = _quiet(parse_guid, item.get("id")) if hasattr(item, "get") else None
+                    if did is None:
+                        continue
+                    line_key = (did, _quiet(parse_date, item.get("dueDate")))
+                    if hash(line_key) in documents:
+                        note("document", line_key, lambda raw=raw, i=index, it=item:  # type: ignore[misc]
+                             self._item_where(raw, "document", i, it))
+        for (kind, key), where in places.items():
+            if len(where) < 2:
+                continue  # two different ids with one hash: not a duplicate
+            listed = "; ".join(where[:5]) + ("; …" if len(where) > 5 else "")
+            if kind == "document":
+                did, due = cast(tuple[str, object], key)
+                message = (f"document {did}{self._due_label(due)} is listed {len(where)} times ({listed}); "
+                           "a document may appear once per due date")
+            elif kind == "payment":
+                message = (f"payment id {key} is listed {len(where)} times ({listed}); "
+                           "payment ids must be unique in the file")
+            else:
+                message = (f"counterparty id {key} is listed {len(where)} times ({listed}); "
+                           "each counterparty must appear once in the file")
+            self.problem(message, where=where[1], field="id")
+
+
+def _colliding(buckets: list[array[int]]) -> set[int]:
+    """Hashes that occur more than once; each bucket is sorted on its own to keep memory low."""
+    found: set[int] = set()
+    for bucket in buckets:
+        if len(bucket) < 2:
+            continue
+        ordered = sorted(bucket)
+        previous = ordered[0]
+        for h in ordered[1:]:
+            if h == previous:
+                found.add(h)
+            previous = h
+    return found
+
+
+def _quiet(parse: Callable[[object], object], value: object) -> object:
+    try:
+        return parse(value)
+    except ValueError:
+        return None
+
+
+# -- check_file: the offline report behind `syncd validate` --------------------------------------
+
+
+@dataclass
+class Report:
+    file: str
+    header: Header | None = None
+    problems: list[str] = field(default_factory=list)
+    counterparties: int = 0
+    payments: int = 0
+    documents: int = 0
+    total_debt: Decimal = _ZERO
+    total_overdue_debt: Decimal = _ZERO
+    total_payments: Decimal = _ZERO
+    total_outstanding: Decimal = _ZERO
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_file(path: Path, *, name: str, source_tz: tzinfo) -> Report:
+    """Read the whole file and record every problem instead of stopping at the first one."""
+    # syncd.formats builds on this module, so it is imported when it is needed.
+    from syncd.formats import scan_export
+
+    report = Report(file=name)
+    checker: Checker | None = None
+    try:
+        with scan_export(path, name=name, source_tz=source_tz) as (checker, header, records, rescan):
+            report.header = header
+            for _ in records:
+                pass
+            checker.finish(rescan)
+    except ExportError as e:
+        # Only a broken file (syntax, compression) stops the reading; it is the last problem.
+        report.problems.append(str(e))
+    if checker is not None:
+        report.problems[:0] = checker.problems
+        tally = checker.tally
+        report.counterparties, report.payments, report.documents = (
+            tally.counterparties, tally.payments, tally.documents)
+        report.total_debt, report.total_overdue_debt = tally.debt, tally.overdue_debt
+        report.total_payments, report.total_outstanding = tally.payments_sum, tally.outstanding
+    return report
+
+
+def format_report(report: Report) -> str:
+    """The report as a human reads it: each problem on a line, then what the file holds."""
+    lines = list(report.problems)
+    header = report.header
+    if header is not None:
+        window = f", payments from {header.payments_from}" if header.payments_from else ""
+        lines.append(f"{report.file}: export {header.export_id}, {header.mode}, generated at "
+                     f"{header.generated_at.isoformat()}{window}")
+    lines.append(
+        f"{report.file}: {report.counterparties} counterparties, {report.payments} payments, "
+        f"{report.documents} open documents; debt {_money(report.total_debt)}, overdue "
+        f"{_money(report.total_overdue_debt)}, payments {_money(report.total_payments)}, "
+        f"outstanding on documents {_money(report.total_outstanding)}"
+        + ("" if report.ok else " (totals count only the records without problems)")
+    )
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s): the file would be rejected"
+    lines.append(f"{report.file}: {verdict}")
+    return "\n".join(lines)
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}".replace(",", " ")
+
+
+def records_of(checker: Checker, raws: Iterable[RawCounterparty]) -> Iterator[Counterparty]:
+    """Typed counterparties from raw ones; bad ones are skipped (collecting) or raise (strict)."""
+    convert = checker.counterparty
+    for raw in raws:
+        record = convert(raw)
+        if record is not None:
+            yield record
