@@ -205,9 +205,9 @@ def _scan_prolog(head: bytes, *, complete: bool) -> tuple[str, int, str] | None:
         if pos >= end:
             return ("bad", line, "no root element") if complete else None
         if head.startswith(b"<?", pos):
-            close = head.find(b"?>", pos)
+            terminator = b"?>"
         elif head.startswith(b"<!--", pos):
-            close = head.find(b"-->", pos)
+            terminator = b"-->"
         elif head.startswith(b"<!", pos):
             return "doctype", line, ""
         elif head.startswith(b"<", pos):
@@ -219,9 +219,10 @@ def _scan_prolog(head: bytes, *, complete: bool) -> tuple[str, int, str] | None:
             return "root", line, head[pos + 1:stop].decode("utf-8", "replace")
         else:
             return "bad", line, "text before the root element"
+        close = head.find(terminator, pos + 2)
         if close < 0:
             return ("bad", line, "unterminated declaration or comment") if complete else None
-        pos = close + 2
+        pos = close + len(terminator)
 
 
 def _syntax_error(file: str, error: etree.XMLSyntaxError, stream: ByteSource) -> ExportError:
