@@ -14,14 +14,13 @@ than that are exactly the counterparties the file no longer lists.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, case, func, or_, select
+from sqlalchemy import Connection, Integer, Table, exists, func, literal, or_, select, union_all, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -98,6 +97,12 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def _money(value: Decimal | None) -> float | None:
     # Bitrix stores money as DOUBLE; converting once here makes stored and new values compare exactly.
     return None if value is None else float(value)
+
+
+def _diff_columns(table: Table) -> list[str]:
+    """What the diff of payments and documents reads back: all but UF_UPDATED_AT, which it ignores
+    (and whose DATETIME is one of the dearer values for PyMySQL to convert)."""
+    return [c.name for c in table.columns if c.name != "UF_UPDATED_AT"]
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -234,7 +239,24 @@ class Writer:
         counts = self.counts.payments
         file_ids = [p.id for cp in cps for p in cp.payments]
         self._refuse_repeated_ids(cps)
-        existing = {r["UF_PAYMENT_XML_ID"]: r for r in self._select_in(t, "UF_PAYMENT_XML_ID", file_ids)}
+        cols = _diff_columns(t)
+        stale: list[int] = []
+        existing: dict[str, Row] = {}
+        rest = file_ids
+        if self.payments_from is not None:
+            # One read serves the diff and the cancelled-payment check: the window's rows of these
+            # counterparties. A payment in the window that the file no longer lists was cancelled.
+            listed = set(file_ids)
+            in_window = self._select_in(
+                t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], t.c.UF_DATE >= self.payments_from, columns=cols
+            )
+            existing = {r["UF_PAYMENT_XML_ID"]: r for r in in_window}
+            stale = [r["ID"] for r in in_window if r["UF_PAYMENT_XML_ID"] not in listed]
+            # Listed but not found there: dated before the window, or stored under another counterparty.
+            rest = [i for i in file_ids if i not in existing]
+        existing.update(
+            (r["UF_PAYMENT_XML_ID"], r) for r in self._select_in(t, "UF_PAYMENT_XML_ID", rest, columns=cols)
+        )
         inserts: list[Row] = []
         updates: list[Row] = []
         for cp in cps:
@@ -253,19 +275,8 @@ class Writer:
                     "UF_UPDATED_AT": self.as_of,
                 }
                 self._diff(t, counts, existing.get(p.id), new, inserts, updates)
-        if self.payments_from is not None:
-            # With a payments window, a payment in the window that the file no longer lists was cancelled.
-            listed = set(file_ids)
-            stale = [
-                r["ID"]
-                for r in self._select_in(
-                    t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], t.c.UF_DATE >= self.payments_from,
-                    columns=("ID", "UF_PAYMENT_XML_ID"),
-                )
-                if r["UF_PAYMENT_XML_ID"] not in listed
-            ]
-            self._delete_ids(t, stale)
-            counts.deleted += len(stale)
+        self._delete_ids(t, stale)
+        counts.deleted += len(stale)
         self._insert(t, inserts)
         self._update_by_id(t, updates)
 
@@ -290,7 +301,7 @@ class Writer:
         counts = self.counts.documents
         existing: dict[tuple[str, str, date | None], Row] = {}
         extra: list[int] = []
-        for r in self._select_in(t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps]):
+        for r in self._select_in(t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], columns=_diff_columns(t)):
             key = (r["UF_CONTRACTOR_XML_ID"], r["UF_DOCUMENT_XML_ID"], r["UF_DUE_DATE"])
             if key in existing:
                 extra.append(r["ID"])  # a duplicate row (made by hand?): the file's list is the truth
@@ -454,43 +465,42 @@ def apply_export(
     return Writer(conn, blocks, header, linker, options, progress, name).apply(counterparties)
 
 
+def _set_users(conn: Connection, table: Table, users: list[tuple[int, int | None]]) -> None:
+    """UF_BITRIX_USER_ID by row ID, a chunk per statement: an UPDATE joined to a derived table of
+    (ID, user) pairs, since every row may get a different user (one UPDATE per user would be one
+    per row when 100,000 counterparties are linked the first time)."""
+    for chunk in _chunks(users, 1000):
+        pairs = union_all(
+            *[select(literal(row_id, Integer).label("id"), literal(user, Integer).label("u")) for row_id, user in chunk]
+        ).subquery("want")
+        conn.execute(update(table).where(table.c.ID == pairs.c.id).values(UF_BITRIX_USER_ID=pairs.c.u))
+
+
 def relink(conn: Connection, blocks: Blocks, linker: Linker) -> dict[str, int]:
     """Set UF_BITRIX_USER_ID on every row of the three blocks from the linker; returns rows changed per block.
 
-    Works per counterparty, not per row, so 100,000 counterparties take seconds: the balance block
-    gives each GUID its INN/KPP (the inn strategy needs them; payment and document rows lack them),
-    one grouped query per block reads which user its rows carry per GUID, and only GUIDs whose rows
-    are wrong are rewritten, a chunk of GUIDs per statement (a CASE over the GUIDs), never a
-    statement per user or per row.
+    The balance block has one row per counterparty and its INN/KPP (the inn strategy needs them),
+    so links are decided there, in memory, and only changed rows are written. Payments and
+    documents then take their counterparty's user from the balance block in one UPDATE … JOIN per
+    block, run by the database: no rows travel, and a run that changes nothing costs one read of
+    the balance block plus two index joins. Rows whose counterparty has no balance row (on_missing
+    = delete keeps payments) are linked by GUID alone.
     """
     bal = blocks.balance
-    codes: dict[str, tuple[str | None, str | None]] = {
-        guid: (inn, kpp)
-        for guid, inn, kpp in conn.execute(select(bal.c.UF_CONTRACTOR_XML_ID, bal.c.UF_INN, bal.c.UF_KPP))
-        if guid
-    }
-    wanted: dict[str, int | None] = {}
-
-    def want(guid: str) -> int | None:
-        if guid not in wanted:
-            wanted[guid] = linker.user_for(guid, *codes.get(guid, (None, None)))
-        return wanted[guid]
-
-    changed: dict[str, int] = defaultdict(int)
-    for role, table in (("balance", blocks.balance), ("payments", blocks.payments), ("documents", blocks.documents)):
-        key, col = table.c.UF_CONTRACTOR_XML_ID, table.c.UF_BITRIX_USER_ID
-        pairs = conn.execute(select(key, col, func.count()).where(key.is_not(None)).group_by(key, col))
-        fix: dict[str, int | None] = {}
-        for guid, user, rows in pairs:
-            target = want(guid)
-            if target != user:
-                fix[guid] = target
-                changed[role] += int(rows)
-        unlink = [g for g, u in fix.items() if u is None]
-        for chunk in _chunks(unlink, 1000):
-            conn.execute(table.update().where(key.in_(chunk)).values(UF_BITRIX_USER_ID=None))
-        link = [g for g, u in fix.items() if u is not None]
-        for chunk in _chunks(link, 1000):
-            users = case({g: fix[g] for g in chunk}, value=key)
-            conn.execute(table.update().where(key.in_(chunk)).values(UF_BITRIX_USER_ID=users))
-    return {role: changed[role] for role in ("balance", "payments", "documents")}
+    key, user = bal.c.UF_CONTRACTOR_XML_ID, bal.c.UF_BITRIX_USER_ID
+    fix: list[tuple[int, int | None]] = []
+    for row_id, guid, inn, kpp, current in conn.execute(select(bal.c.ID, key, bal.c.UF_INN, bal.c.UF_KPP, user)):
+        target = linker.user_for(guid, inn, kpp) if guid else None
+        if target != current:
+            fix.append((row_id, target))
+    _set_users(conn, bal, fix)
+    changed = {"balance": len(fix)}
+    for role, t in (("payments", blocks.payments), ("documents", blocks.documents)):
+        tkey, tuser = t.c.UF_CONTRACTOR_XML_ID, t.c.UF_BITRIX_USER_ID
+        follow = update(t).where(tkey == key, tuser.is_distinct_from(user)).values(UF_BITRIX_USER_ID=user)
+        changed[role] = int(conn.execute(follow).rowcount)
+        orphans = select(t.c.ID, tkey, tuser).where(~exists().where(key == tkey))
+        loose = [(i, want) for i, g, u in conn.execute(orphans) if (want := linker.user_for(g) if g else None) != u]
+        _set_users(conn, t, loose)
+        changed[role] += len(loose)
+    return changed
