@@ -222,9 +222,9 @@ class JsonReader:
                         self._rest = chunk[pos:]
                         yield from items
                         return
-                    raise self._syntax(e, f"counterparty #{done + 1}") from None
+                    raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
                 except JSONError as e:
-                    raise self._syntax(e, f"counterparty #{done + 1}") from None
+                    raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
                 pos = end
                 if items:
                     yield from items
@@ -283,15 +283,15 @@ class JsonReader:
             raise self._syntax(e, where) from None
 
     def _syntax(self, error: JSONError, where: str) -> ExportError:
-        text = str(error)
-        first = text.splitlines()[0] if text else "invalid JSON"
+        raw = error.args[0] if error.args else ""
+        # yajl's message is bytes: a first line, then the text around the error and a pointer.
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         if "premature EOF" in text:
             return ExportError(self.file, _CUT_SHORT, where=where)
-        snippet = ""
         lines = text.splitlines()
-        if len(lines) > 1 and lines[1].strip():
-            snippet = f" near {lines[1].strip()[:40]!r}"
-        return ExportError(self.file, f"not valid JSON: {first}{snippet}", where=where)
+        first = lines[0].strip() if lines else "invalid JSON"
+        near = f" near {lines[1].strip()[:40]!r}" if len(lines) > 1 and lines[1].strip() else ""
+        return ExportError(self.file, f"not valid JSON: {first}{near}", where=where)
 
 
 def _show_kind(value: object) -> str:

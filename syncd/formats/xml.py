@@ -226,13 +226,19 @@ def _scan_prolog(head: bytes, *, complete: bool) -> tuple[str, int, str] | None:
 
 
 def _syntax_error(file: str, error: etree.XMLSyntaxError, stream: ByteSource) -> ExportError:
-    message = str(error.msg or error)
+    message, line = str(error.msg or error), error.lineno
+    # With resolve_entities=False an undefined entity surfaces as a generic "no element found" at
+    # line 0; the real error is the newest fatal entry of the parser's log (older entries may be
+    # left from earlier parses in this thread).
+    if not line:
+        fatal = error.error_log.filter_from_fatals() if error.error_log else None
+        if fatal:
+            message, line = fatal[-1].message, fatal[-1].line
     # libxml2 appends ", line N, column M"; the location goes in front instead.
     cut = message.rfind(", line ")
     if cut > 0:
         message = message[:cut]
     # libxml2 words a cut-off file in many ways; what they share is an error on the file's last line.
-    if stream.at_eof and error.lineno and error.lineno >= stream.newlines:
+    if stream.at_eof and line and line >= stream.newlines:
         message += " (the file ends here: it is cut short, still being written or damaged in transfer)"
-    where = f"line {error.lineno}" if error.lineno else None
-    return ExportError(file, f"not well-formed XML: {message}", where=where)
+    return ExportError(file, f"not well-formed XML: {message}", where=f"line {line}" if line else None)
