@@ -85,11 +85,7 @@ def _parse_amount(value: object) -> Decimal | None:
         text = value.strip()
         if not text:
             return None
-        # The canonical form: optional minus, digits, optional dot and digits.
-        body = text.replace(".", "", 1)
-        if body[:1] == "-":
-            body = body[1:]
-        number = Decimal(text) if body.isdigit() and body.isascii() else _parse_grouped_amount(value, text)
+        number = _parse_grouped_amount(value, text)
     elif isinstance(value, bool):
         raise ValueError(f"{show(value)} is not an amount: expected a number such as 12345.67")
     elif isinstance(value, int):
