@@ -51,7 +51,7 @@ def test_json_sample_validates_against_the_json_schema() -> None:
 
 
 def test_xsd_refuses_what_syncd_refuses() -> None:
-    assert xsd_errors(xml_export(header='formatVersion="2" exportId="%s" generatedAt="2026-11-25"' % CP1))
+    assert xsd_errors(xml_export(header=f'formatVersion="2" exportId="{CP1}" generatedAt="2026-11-25"'))
     assert xsd_errors(xml_export(counterparty_xml(debt="1.234,56")))
     assert xsd_errors(xml_export(counterparty_xml(debt=None)))
     assert xsd_errors(xml_export(counterparty_xml("8f14e45f")))
