@@ -6,6 +6,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -497,6 +498,42 @@ def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
     else:
         click.echo(counts.line())
 
+
+def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"unknown time zone {value!r} (use a tz database name such as Europe/Moscow)") from None
+
+
+@cli.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--timezone", "source_tz", default="Europe/Moscow", show_default=True, callback=_zone,
+              metavar="ZONE", help="Time zone of the 1C infobase: datetimes without an offset are read in it.")
+def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo) -> None:
+    """Check export files against format v1, offline (no configuration, no database).
+
+    Prints every problem (file, line or record, field, what is wrong) and, per file, what it
+    holds: counterparties, payments, open documents and their totals. Files may be XML or JSON,
+    plain, .gz or a single-file .zip.
+
+    \b
+    Exit codes: 0 every file is a valid export; 1 at least one file has problems
+    (syncd would reject it); 2 usage error.
+    """
+    from syncd.validate import check_file, format_report
+
+    bad = 0
+    for path in files:
+        report = check_file(path, name=str(path), source_tz=source_tz)
+        click.echo(format_report(report))
+        bad += not report.ok
+    if len(files) > 1:
+        click.echo(f"{len(files) - bad} of {len(files)} files OK")
+    sys.exit(1 if bad else 0)
 
 def main() -> None:
     cli()
