@@ -49,3 +49,35 @@ def remote_dir(sshd: SshServer) -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- a migrated Bitrix database
+
+
+@pytest.fixture(scope="session")
+def bitrix_template(mariadb: MariaDB) -> Iterator[str]:
+    """A database with the stand-in Bitrix core, syncd's tables and the three blocks, migrated once."""
+    from syncd.bitrix import core
+    from syncd.bitrix.migrate import migrate, upgrade_own_tables
+    from syncd.config import from_mapping
+    from syncd.db import make_engine
+
+    name = mariadb.create_database("template")
+    cfg = from_mapping({"source": {"type": "local", "path": "/"}, "database": {"url": mariadb.database_url(name)}})
+    engine = make_engine(cfg.database)
+    core.create_stand_in_core(engine)
+    upgrade_own_tables(engine)
+    migrate(engine, cfg.bitrix)
+    engine.dispose()
+    yield name
+    mariadb.drop_database(name)
+
+
+@pytest.fixture
+def bitrix_db_url(mariadb: MariaDB, bitrix_template: str) -> Iterator[str]:
+    """A fresh copy of the migrated Bitrix database (default block names); dropped after the test."""
+    name = mariadb.clone_database(bitrix_template)
+    try:
+        yield mariadb.database_url(name) + "?charset=utf8mb4"
+    finally:
+        mariadb.drop_database(name)

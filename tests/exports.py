@@ -23,7 +23,9 @@ def guid(n: int, kind: int = 0) -> str:
     return str(uuid.UUID(int=(kind << 64) | n))
 
 
-def counterparty(n: int, *, debt: str = "1000.00", payments: int = 0, documents: int = 0, **extra: Any) -> dict[str, Any]:
+def counterparty(
+    n: int, *, debt: str = "1000.00", payments: int = 0, documents: int = 0, **extra: Any
+) -> dict[str, Any]:
     cp: dict[str, Any] = {"id": guid(n), "name": f"ООО «Контрагент {n}»", "inn": f"77{n:08d}", "debt": debt}
     cp["payments"] = [
         {"id": guid(n * 1000 + i, 1), "date": f"2026-11-{i % 28 + 1:02d}T12:00:00", "sum": f"{100 + i}.00",

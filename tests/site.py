@@ -68,7 +68,8 @@ class Site:
             return core.add_user(conn, login=login, **kwargs)
 
 
-def make_site(db_url: str, tmp_path: Path, **overrides: Mapping[str, Any]) -> Site:
+def make_site(db_url: str, tmp_path: Path, *, migrated: bool = False, **overrides: Mapping[str, Any]) -> Site:
+    """A site on `db_url`; `migrated=True` when the database is a copy of the suite's migrated template."""
     exports = tmp_path / "exports"
     state = tmp_path / "state"
     exports.mkdir()
@@ -82,7 +83,8 @@ def make_site(db_url: str, tmp_path: Path, **overrides: Mapping[str, Any]) -> Si
         data.setdefault(section, {}).update(values)
     cfg = config_mod.from_mapping(data)
     engine = make_engine(cfg.database)
-    core.create_stand_in_core(engine)
-    upgrade_own_tables(engine)
-    migrate(engine, cfg.bitrix)
+    if not migrated:
+        core.create_stand_in_core(engine)
+        upgrade_own_tables(engine)
+        migrate(engine, cfg.bitrix)
     return Site(cfg, engine, exports, state)

@@ -43,6 +43,16 @@ class MariaDB:
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         return name
 
+    def clone_database(self, source: str, prefix: str = "t") -> str:
+        """A new database with the tables (structure, indexes and rows) of `source`; far faster than migrating."""
+        name = self.create_database(prefix)
+        with self.admin() as cur:
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (source,))
+            for (table,) in cur.fetchall():
+                cur.execute(f"CREATE TABLE `{name}`.`{table}` LIKE `{source}`.`{table}`")
+                cur.execute(f"INSERT INTO `{name}`.`{table}` SELECT * FROM `{source}`.`{table}`")
+        return name
+
     def drop_database(self, name: str) -> None:
         with self.admin() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
@@ -89,7 +99,9 @@ def running_mariadb(buffer_pool: str = "256M") -> Iterator[MariaDB]:
     mysqld = shutil.which("mariadbd", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", ""))
     install = shutil.which("mariadb-install-db")
     if not mysqld or not install:
-        raise RuntimeError("MariaDB binaries not found: apt-get install mariadb-server (or set SYNCD_TEST_DATABASE_URL)")
+        raise RuntimeError(
+            "MariaDB binaries not found: apt-get install mariadb-server (or set SYNCD_TEST_DATABASE_URL)"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="syncd-mariadb-"))
     data = tmp / "data"
     log = tmp / "error.log"
@@ -104,7 +116,8 @@ def running_mariadb(buffer_pool: str = "256M") -> Iterator[MariaDB]:
         [mysqld, "--no-defaults", f"--datadir={data}", *user, f"--port={port}", "--bind-address=127.0.0.1",
          f"--socket={tmp / 'mysqld.sock'}", f"--pid-file={tmp / 'mysqld.pid'}", f"--log-error={log}",
          "--skip-log-bin", f"--innodb-buffer-pool-size={buffer_pool}", "--innodb-log-file-size=256M",
-         "--innodb-flush-log-at-trx-commit=2", "--local-infile=1", "--max-allowed-packet=64M",
+         "--innodb-flush-log-at-trx-commit=2", "--innodb-flush-method=nosync", "--innodb-doublewrite=0",
+         "--local-infile=1", "--max-allowed-packet=64M",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,303 @@
+"""Applying exports end to end: a local export folder → real MariaDB HL-block tables and the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.exports import counterparty, guid, json_export, xml_export
+from tests.site import Site, make_site
+
+
+@pytest.fixture
+def site(bitrix_db_url: str, tmp_path: Path) -> Iterator[Site]:
+    s = make_site(bitrix_db_url, tmp_path, migrated=True)
+    yield s
+    s.engine.dispose()
+
+
+def test_first_full_export_fills_the_three_blocks(site: Site) -> None:
+    user = site.add_user("buyer", fields={"UF_1C_CONTRACTOR_ID": guid(1).upper() + " "})
+    cps = [
+        counterparty(1, debt="125 000,00", overdueDebt="25000.00", creditLimit="500000", payable="0",
+                     currency="RUB", kpp="770101001", payments=2, documents=1),
+        counterparty(2, debt="0", payments=0, documents=0),
+    ]
+    site.drop("settlements_20261125_100000.xml", xml_export(cps, export_id=guid(77, 3), payments_from="2026-08-01"))
+
+    result = site.run()
+
+    assert result.exit_code == 0, result
+    assert [(f.name, f.status) for f in result.files] == [("settlements_20261125_100000.xml", "applied")]
+    bal = site.balance()
+    assert set(bal) == {guid(1), guid(2)}
+    b1 = bal[guid(1)]
+    assert b1["UF_BITRIX_USER_ID"] == user  # linked through UF_1C_CONTRACTOR_ID, case and spaces ignored
+    assert (b1["UF_DEBT"], b1["UF_OVERDUE_DEBT"], b1["UF_CREDIT_LIMIT"], b1["UF_PAYABLE"]) == (
+        125000.0, 25000.0, 500000.0, 0.0)
+    assert b1["UF_UPDATED_AT"] == datetime(2026, 11, 25, 10, 0, 0)
+    assert (b1["UF_INN"], b1["UF_KPP"], b1["UF_NAME"], b1["UF_CURRENCY"]) == (
+        "7700000001", "770101001", "ООО «Контрагент 1»", "RUB")
+    # No LastPayment in the file: the newest payment of the counterparty (payments on the 1st and 2nd).
+    assert (b1["UF_LAST_PAYMENT_DATE"], b1["UF_LAST_PAYMENT_SUM"]) == (date(2026, 11, 2), 101.0)
+    b2 = bal[guid(2)]
+    assert b2["UF_BITRIX_USER_ID"] is None
+    assert b2["UF_CREDIT_LIMIT"] is None  # absent = no limit known, not a limit of 0
+    assert b2["UF_LAST_PAYMENT_DATE"] is None
+    pays = site.payments()
+    p = pays[guid(1000, 1)]
+    assert (p["UF_CONTRACTOR_XML_ID"], p["UF_BITRIX_USER_ID"], p["UF_SUM"], p["UF_NUMBER"], p["UF_KIND"]) == (
+        guid(1), user, 100.0, "00УТ-000100", "bank")
+    assert p["UF_DATE"] == datetime(2026, 11, 1, 12, 0)
+    [doc] = site.documents()
+    assert (doc["UF_DOCUMENT_XML_ID"], doc["UF_DUE_DATE"], doc["UF_OUTSTANDING"], doc["UF_AMOUNT"]) == (
+        guid(1000, 2), date(2026, 10, 31), 250.0, 500.0)
+    [entry] = site.imports()
+    assert entry["status"] == "applied"
+    assert entry["export_id"] == guid(77, 3)
+    assert (entry["balance_inserted"], entry["payments_inserted"], entry["documents_inserted"]) == (2, 2, 1)
+    assert entry["generated_at"] == datetime(2026, 11, 25, 7, 0)  # the ledger keeps UTC
+    # The file left the folder for processed/, and a copy stays in the state dir.
+    assert not (site.exports / "settlements_20261125_100000.xml").exists()
+    assert (site.exports / "processed" / "settlements_20261125_100000.xml").exists()
+    assert (site.state / "applied" / "settlements_20261125_100000.xml").exists()
+
+
+def test_same_content_again_is_a_duplicate_and_changes_nothing(site: Site) -> None:
+    content = xml_export([counterparty(1, payments=3, documents=2)])
+    site.drop("settlements_1.xml", content)
+    assert site.run().exit_code == 0
+    before = site.snapshot()
+    site.drop("settlements_1_again.xml", content)
+
+    result = site.run()
+
+    assert [(f.name, f.status) for f in result.files] == [("settlements_1_again.xml", "duplicate")]
+    assert "already applied as settlements_1.xml" in result.files[0].message
+    assert result.exit_code == 0
+    assert site.snapshot() == before
+    assert [e["status"] for e in site.imports()] == ["applied", "duplicate"]
+
+
+def test_same_export_id_with_other_bytes_is_a_duplicate(site: Site) -> None:
+    site.drop("a.xml".replace("a", "settlements_a"), xml_export([counterparty(1)], export_id=guid(5, 3)))
+    site.run()
+    site.drop("settlements_b.json", json_export([counterparty(1, debt="999.00")], export_id=guid(5, 3)))
+    result = site.run()
+    assert [f.status for f in result.files] == ["duplicate"]
+    assert site.balance()[guid(1)]["UF_DEBT"] == 1000.0
+
+
+def test_only_changed_rows_are_written(site: Site) -> None:
+    cps = [counterparty(n, payments=3, documents=2) for n in range(1, 11)]
+    site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
+    site.run()
+    payments_before = site.payments()
+    cps[3] = counterparty(4, debt="4444.44", payments=3, documents=2)
+    cps[3]["payments"][0]["sum"] = "555.55"
+    site.drop("settlements_2.xml", xml_export(cps, generated_at="2026-11-25T11:00:00"))
+
+    result = site.run()
+
+    [f] = result.files
+    assert f.status == "applied" and f.counts is not None
+    assert (f.counts.balance.updated, f.counts.balance.unchanged) == (1, 9)
+    assert (f.counts.payments.updated, f.counts.payments.unchanged, f.counts.payments.inserted) == (1, 29, 0)
+    assert (f.counts.documents.updated, f.counts.documents.unchanged, f.counts.documents.deleted) == (0, 20, 0)
+    after = site.payments()
+    changed = guid(4000, 1)
+    assert after[changed]["UF_SUM"] == 555.55
+    assert after[changed]["UF_UPDATED_AT"] == datetime(2026, 11, 25, 11, 0)
+    untouched = guid(5000, 1)
+    assert after[untouched] == payments_before[untouched]  # not rewritten: still as of the first export
+    # Every listed counterparty is confirmed as of the new export, changed or not.
+    assert {r["UF_UPDATED_AT"] for r in site.balance().values()} == {datetime(2026, 11, 25, 11, 0)}
+    entry = site.imports()[-1]
+    assert (entry["balance_updated"], entry["payments_updated"], entry["payments_unchanged"]) == (1, 1, 29)
+
+
+def test_pending_files_apply_in_generated_at_order_and_older_full_is_superseded(site: Site) -> None:
+    # Names sort the other way round from the as-of times.
+    site.drop("settlements_a.xml", xml_export([counterparty(1, debt="300.00")], generated_at="2026-11-25T12:00:00"))
+    site.drop("settlements_b.xml", xml_export([counterparty(1, debt="100.00")], generated_at="2026-11-25T10:00:00"))
+    result = site.run()
+    assert [(f.name, f.status) for f in result.files] == [
+        ("settlements_b.xml", "applied"), ("settlements_a.xml", "applied")]
+    assert site.balance()[guid(1)]["UF_DEBT"] == 300.0
+
+    site.drop("settlements_c.xml", xml_export([counterparty(1, debt="200.00")], generated_at="2026-11-25T11:00:00"))
+    result = site.run()
+    assert [(f.name, f.status) for f in result.files] == [("settlements_c.xml", "superseded")]
+    assert site.balance()[guid(1)]["UF_DEBT"] == 300.0
+
+
+def test_late_delta_changes_only_rows_it_is_newer_for(site: Site) -> None:
+    site.drop("settlements_1.xml", xml_export([counterparty(1, debt="100.00")], generated_at="2026-11-25T10:00:00"))
+    site.run()
+    site.drop("settlements_2.xml", xml_export([counterparty(2, debt="50.00")], mode="delta",
+                                              generated_at="2026-11-25T12:00:00"))
+    site.run()
+    # A delta taken at 11:00 arrives late: counterparty 2 is newer already, counterparty 1 is not.
+    late = [counterparty(1, debt="111.00"), counterparty(2, debt="1.00")]
+    site.drop("settlements_3.xml", xml_export(late, mode="delta", generated_at="2026-11-25T11:00:00"))
+    result = site.run()
+    assert [f.status for f in result.files] == ["applied"]
+    bal = site.balance()
+    assert bal[guid(1)]["UF_DEBT"] == 111.0
+    assert bal[guid(2)]["UF_DEBT"] == 50.0
+    assert bal[guid(2)]["UF_UPDATED_AT"] == datetime(2026, 11, 25, 12, 0)
+
+
+def test_delta_changes_only_listed_counterparties(site: Site) -> None:
+    site.drop("settlements_1.xml", xml_export([counterparty(1), counterparty(2, documents=1)]))
+    site.run()
+    site.drop("settlements_2.xml", xml_export([counterparty(1, debt="7.00")], mode="delta",
+                                              generated_at="2026-11-25T11:00:00"))
+    site.run()
+    bal = site.balance()
+    assert (bal[guid(1)]["UF_DEBT"], bal[guid(2)]["UF_DEBT"]) == (7.0, 1000.0)
+    assert len(site.documents()) == 1
+
+
+@pytest.mark.parametrize("on_missing", ["zero", "delete", "keep"])
+def test_counterparty_missing_from_a_full_export(bitrix_db_url: str, tmp_path: Path, on_missing: str) -> None:
+    site = make_site(
+        bitrix_db_url, tmp_path, migrated=True, bitrix={"on_missing": on_missing, "max_missing_ratio": 0.5}
+    )
+    cps = [counterparty(n, documents=2) for n in range(1, 5)]
+    site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
+    site.run()
+    site.drop("settlements_2.xml", xml_export(cps[:3], generated_at="2026-11-25T11:00:00"))
+
+    result = site.run()
+
+    assert result.exit_code == 0
+    bal = site.balance()
+    gone_docs = [d for d in site.documents() if d["UF_CONTRACTOR_XML_ID"] == guid(4)]
+    if on_missing == "zero":
+        row = bal[guid(4)]
+        assert (row["UF_DEBT"], row["UF_OVERDUE_DEBT"], row["UF_PAYABLE"]) == (0.0, 0.0, 0.0)
+        assert row["UF_UPDATED_AT"] == datetime(2026, 11, 25, 11, 0)
+        assert gone_docs == []
+    elif on_missing == "delete":
+        assert guid(4) not in bal
+        assert gone_docs == []
+    else:
+        assert bal[guid(4)]["UF_DEBT"] == 1000.0
+        assert len(gone_docs) == 2
+    site.engine.dispose()
+
+
+def test_guard_holds_a_short_export_until_approved(site: Site) -> None:
+    cps = [counterparty(n) for n in range(1, 11)]
+    site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
+    site.run()
+    before = site.snapshot()
+    short = xml_export(cps[:5], export_id=guid(9, 3), generated_at="2026-11-25T11:00:00")
+    site.drop("settlements_2.xml", short)
+
+    result = site.run()
+
+    assert result.exit_code == 5
+    [f] = result.files
+    assert f.status == "held"
+    assert "5 of 10 counterparties (50%, more than max_missing_ratio 20%)" in f.message
+    assert f"syncd run-once --approve {guid(9, 3)}" in f.message
+    assert site.snapshot() == before
+    assert (site.exports / "settlements_2.xml").exists()  # stays on the source for the approval
+    # Held again on the next run: still one ledger entry for it.
+    assert site.run().exit_code == 5
+    assert [e["status"] for e in site.imports()] == ["applied", "held"]
+
+    result = site.run(approve=["settlements_2.xml"])
+
+    assert result.exit_code == 0
+    assert [f.status for f in result.files] == ["applied"]
+    assert site.balance()[guid(10)]["UF_DEBT"] == 0.0
+
+
+def test_empty_full_export_is_held(site: Site) -> None:
+    site.drop("settlements_1.xml", xml_export([counterparty(1)]))
+    site.run()
+    site.drop("settlements_2.xml", xml_export([], generated_at="2026-11-25T11:00:00"))
+    result = site.run()
+    assert result.exit_code == 5
+    assert "lists no counterparty while the site knows 1" in result.files[0].message
+    assert site.balance()[guid(1)]["UF_DEBT"] == 1000.0
+
+
+def test_payments_window_deletes_cancelled_payments_only_inside_it(site: Site) -> None:
+    cp = counterparty(1, payments=0)
+    cp["payments"] = [
+        {"id": guid(1, 1), "date": "2026-07-15", "sum": "10.00"},  # before the window
+        {"id": guid(2, 1), "date": "2026-09-01", "sum": "20.00"},
+        {"id": guid(3, 1), "date": "2026-10-01", "sum": "30.00"},
+    ]
+    site.drop("settlements_1.xml", xml_export([cp], generated_at="2026-11-25T10:00:00"))
+    site.run()
+    cp["payments"] = [cp["payments"][2]]  # 2 was cancelled in 1C; 1 is outside the window
+    site.drop("settlements_2.xml", xml_export([cp], generated_at="2026-11-25T11:00:00", payments_from="2026-08-01"))
+
+    result = site.run()
+
+    assert result.files[0].counts is not None and result.files[0].counts.payments.deleted == 1
+    assert set(site.payments()) == {guid(1, 1), guid(3, 1)}
+    # Without a window nothing is deleted.
+    cp["payments"] = []
+    site.drop("settlements_3.xml", xml_export([cp], generated_at="2026-11-25T12:00:00"))
+    site.run()
+    assert set(site.payments()) == {guid(1, 1), guid(3, 1)}
+
+
+def test_open_documents_are_exactly_the_listed_ones(site: Site) -> None:
+    cp = counterparty(1, documents=3)
+    cp["openDocuments"].append(dict(cp["openDocuments"][0], dueDate="2026-11-30", outstanding="10.00"))
+    site.drop("settlements_1.xml", xml_export([cp], generated_at="2026-11-25T10:00:00"))
+    site.run()
+    assert len(site.documents()) == 4  # one document with two schedule stages
+    cp["openDocuments"] = cp["openDocuments"][1:2]
+    site.drop("settlements_2.xml", xml_export([cp], generated_at="2026-11-25T11:00:00"))
+    site.run()
+    assert [d["UF_DOCUMENT_XML_ID"] for d in site.documents()] == [guid(1001, 2)]
+
+
+def test_last_payment_from_the_export_wins(site: Site) -> None:
+    cp = counterparty(1, payments=2, lastPayment={"date": "2026-11-20", "sum": "777,77"})
+    site.drop("settlements_1.xml", xml_export([cp]))
+    site.run()
+    row = site.balance()[guid(1)]
+    assert (row["UF_LAST_PAYMENT_DATE"], row["UF_LAST_PAYMENT_SUM"]) == (date(2026, 11, 20), 777.77)
+
+
+def test_datetimes_move_from_the_source_zone_to_the_bitrix_zone(bitrix_db_url: str, tmp_path: Path) -> None:
+    # Source in UTC+5; Bitrix in Moscow, UTC+3.
+    site = make_site(bitrix_db_url, tmp_path, migrated=True, source={"timezone": "Asia/Yekaterinburg"})
+    cp = counterparty(1, payments=0)
+    cp["payments"] = [
+        {"id": guid(1, 1), "date": "2026-11-20T12:30:00", "sum": "1.00"},
+        {"id": guid(2, 1), "date": "2026-11-20T12:30:00Z", "sum": "1.00"},
+        {"id": guid(3, 1), "date": "21.11.2026", "sum": "1.00"},
+    ]
+    site.drop("settlements_1.json", json_export([cp], generated_at="2026-11-25T10:00:00"))
+    assert site.run().exit_code == 0
+    pays = site.payments()
+    assert pays[guid(1, 1)]["UF_DATE"] == datetime(2026, 11, 20, 10, 30)
+    assert pays[guid(2, 1)]["UF_DATE"] == datetime(2026, 11, 20, 15, 30)
+    assert pays[guid(3, 1)]["UF_DATE"] == datetime(2026, 11, 20, 22, 0)  # midnight in Yekaterinburg
+    assert site.balance()[guid(1)]["UF_UPDATED_AT"] == datetime(2026, 11, 25, 8, 0)
+    site.engine.dispose()
+
+
+def test_a_file_still_being_written_waits(site: Site) -> None:
+    import time
+
+    site.drop("settlements_new.xml", xml_export([counterparty(1)]), mtime=time.time())
+    site.drop("settlements_x.xml.part", b"<Settl")
+    result = site.run()
+    assert [(f.name, f.status) for f in result.files] == [("settlements_new.xml", "waiting")]
+    assert "min_age" in result.files[0].message
+    assert result.exit_code == 0
+    assert site.balance() == {}
