@@ -64,6 +64,9 @@ class ByteSource(Protocol):
 
 _ZERO: Final = Decimal("0.00")
 _BUCKETS: Final = 256
+# A file where every payment is bad would otherwise produce millions of lines (and as many strings).
+MAX_PROBLEMS: Final = 1000
+_MAX_WARNED: Final = 100
 
 HEADER_KEYS: Final = frozenset({"formatVersion", "exportId", "generatedAt", "mode", "paymentsFrom"})
 PAYMENT_KEYS: Final = frozenset({"id", "date", "sum", "number", "kind", "purpose"})
@@ -133,6 +136,7 @@ class Checker:
         self.strict = strict
         self.quiet = quiet
         self.problems: list[str] = []
+        self.more_problems = 0  # found after MAX_PROBLEMS, counted but not kept
         self.tally = _Tally()
         self.summary: Summary | None = None
         self.summary_where: str | None = None
@@ -166,13 +170,20 @@ class Checker:
         error = ExportError(self.file, message, where=where, field=field)
         if self.strict:
             raise error
-        self.problems.append(str(error))
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(str(error))
+        else:
+            self.more_problems += 1
 
     def unknown(self, what: str, where: str | None) -> None:
         """An element, attribute or key the contract does not know: ignored, one warning per name."""
-        if what in self._warned or self.quiet:
+        if what in self._warned or self.quiet or len(self._warned) > _MAX_WARNED:
             return
         self._warned.add(what)
+        if len(self._warned) > _MAX_WARNED:
+            log.warning("%s: more than %d unknown names; the rest are ignored without a warning", self.file,
+                        _MAX_WARNED)
+            return
         place = f"{where}: " if where else ""
         log.warning("%s: %sunknown %s ignored (not reported again for this file)", self.file, place, what)
 
@@ -213,14 +224,14 @@ class Checker:
 
     def header(self, fields: Fields, *, where: str | None = None) -> Header | None:
         """The export's header, or None (collecting mode) when it has a problem."""
-        problems = len(self.problems)
+        problems = len(self.problems) + self.more_problems
         version = self._field(fields, "formatVersion", parse_format_version, _REQUIRED, where, "header")
         export_id = self._field(fields, "exportId", parse_guid, _REQUIRED, where, "header")
         generated_at = self._field(fields, "generatedAt", lambda v: parse_datetime(v, self.source_tz),
                                    _REQUIRED, where, "header")
         mode = self._field(fields, "mode", parse_mode, 0, where, "header") or "full"
         payments_from = self._field(fields, "paymentsFrom", parse_date, 0, where, "header")
-        if len(self.problems) > problems or export_id is None or generated_at is None:
+        if len(self.problems) + self.more_problems > problems or export_id is None or generated_at is None:
             return None
         assert isinstance(version, str) and isinstance(export_id, str)
         assert mode in ("full", "delta")
@@ -279,7 +290,7 @@ class Checker:
         """The typed counterparty, or None (collecting mode) when it or one of its items is bad."""
         tally = self.tally
         tally.counterparties += 1
-        problems = len(self.problems)
+        problems = len(self.problems) + self.more_problems
         attrs, values = raw.attrs, raw.values
         try:
             cid = parse_guid(attrs.get("id"))
@@ -310,7 +321,7 @@ class Checker:
         payments, payments_ok = self._payments(raw)
         documents, documents_ok = self._documents(raw)
         if record is None or not payments_ok or not documents_ok:
-            if len(self.problems) == problems:  # pragma: no cover - a guard: never drop a record silently
+            if len(self.problems) + self.more_problems == problems:  # pragma: no cover - never drop silently
                 self.problem("this counterparty could not be read", where=self.counterparty_where(raw))
             return None
         record.payments = payments
@@ -548,6 +559,7 @@ class Report:
     total_overdue_debt: Decimal = _ZERO
     total_payments: Decimal = _ZERO
     total_outstanding: Decimal = _ZERO
+    unlisted_problems: int = 0  # beyond MAX_PROBLEMS: counted, not listed
 
     @property
     def ok(self) -> bool:
@@ -572,6 +584,10 @@ def check_file(path: Path, *, name: str, source_tz: tzinfo) -> Report:
         report.problems.append(str(e))
     if checker is not None:
         report.problems[:0] = checker.problems
+        report.unlisted_problems = checker.more_problems
+        if checker.more_problems:
+            report.problems.insert(len(checker.problems),
+                                   f"{name}: … and {checker.more_problems} more problems (not listed)")
         tally = checker.tally
         report.counterparties, report.payments, report.documents = (
             tally.counterparties, tally.payments, tally.documents)
@@ -595,7 +611,8 @@ def format_report(report: Report) -> str:
         f"outstanding on documents {_money(report.total_outstanding)}"
         + ("" if report.ok else " (totals count only the records without problems)")
     )
-    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s): the file would be rejected"
+    count = len(report.problems) + report.unlisted_problems - (1 if report.unlisted_problems else 0)
+    verdict = "OK" if report.ok else f"{count} problem(s): the file would be rejected"
     lines.append(f"{report.file}: {verdict}")
     return "\n".join(lines)
 

@@ -123,6 +123,16 @@ def test_duplicates_in_json_collected(tmp_path: Path) -> None:
     ]
 
 
+def test_problems_beyond_a_thousand_are_counted_not_listed(tmp_path: Path) -> None:
+    payments = [payment_json(f"{i:08x}-aa01-11ef-8c3e-00155d003f0a", kind="wire") for i in range(1005)]
+    report = check_file(write(tmp_path, "k.json", json_export(counterparty_json(payments=payments))), name="k.json",
+                        source_tz=MOSCOW)
+    assert len(report.problems) == 1001
+    assert report.problems[999].startswith(f"k.json: payment #1000 of counterparty #1 (id={CP1}): field kind:")
+    assert report.problems[1000] == "k.json: … and 5 more problems (not listed)"
+    assert format_report(report).splitlines()[-1] == "k.json: 1005 problem(s): the file would be rejected"
+
+
 def test_hash_collision_is_not_reported() -> None:
     """Ids are compared by 64-bit hash first; equal hashes of different ids must not become a problem."""
     checker = Checker("c.xml", MOSCOW, dialect="json", strict=True)

@@ -73,7 +73,7 @@ class XmlReader:
             return next(self._events)
         except StopIteration:
             return None
-        except etree.XMLSyntaxError as e:
+        except etree.ParseError as e:  # XMLSyntaxError and its kin
             raise _syntax_error(self._file, e, self._stream) from None
 
     def records(self) -> Iterator[RawCounterparty]:
@@ -225,7 +225,7 @@ def _scan_prolog(head: bytes, *, complete: bool) -> tuple[str, int, str] | None:
         pos = close + len(terminator)
 
 
-def _syntax_error(file: str, error: etree.XMLSyntaxError, stream: ByteSource) -> ExportError:
+def _syntax_error(file: str, error: etree.ParseError, stream: ByteSource) -> ExportError:
     message, line = str(error.msg or error), error.lineno
     # With resolve_entities=False an undefined entity surfaces as a generic "no element found" at
     # line 0; the real error is the newest fatal entry of the parser's log (older entries may be
