@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 BATCH = 1000  # counterparties per batch: ~10k payments, IN-lists well under max_allowed_packet
 CHUNK = 5000  # rows or ids per statement
+_NEW_ID = 1 << 62  # ranks rows not inserted yet after every existing row ID
 
 
 @dataclass
@@ -138,6 +139,8 @@ class Writer:
             midnight = datetime.combine(header.payments_from, time(0), tzinfo=header.generated_at.tzinfo)
             self.payments_from = self._local(midnight)
         self._upsert_cache: dict[str, Insert] = {}
+        # Per counterparty of the current batch: (date, rank, sum) of its newest incoming payment in the file.
+        self._newest: dict[str, tuple[datetime, int, float]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -259,14 +262,16 @@ class Writer:
         )
         inserts: list[Row] = []
         updates: list[Row] = []
+        self._newest = {}
         for cp in cps:
             user = self.linker.user_for(cp.id, cp.inn, cp.kpp)
             for p in cp.payments:
+                when = self._local(p.date)
                 new = {
                     "UF_PAYMENT_XML_ID": p.id,
                     "UF_CONTRACTOR_XML_ID": cp.id,
                     "UF_BITRIX_USER_ID": user,
-                    "UF_DATE": self._local(p.date),
+                    "UF_DATE": when,
                     "UF_SUM": _money(p.sum),
                     "UF_CURRENCY": cp.currency,
                     "UF_NUMBER": p.number,
@@ -274,7 +279,15 @@ class Writer:
                     "UF_PURPOSE": p.purpose,
                     "UF_UPDATED_AT": self.as_of,
                 }
-                self._diff(t, counts, existing.get(p.id), new, inserts, updates)
+                old = existing.get(p.id)
+                self._diff(t, counts, old, new, inserts, updates)
+                if p.sum > 0:
+                    # Rank as the payments block will: by date, then row ID; rows inserted now get IDs
+                    # above every existing one, in this order.
+                    rank = (when, int(old["ID"]) if old is not None else _NEW_ID + len(inserts))
+                    best = self._newest.get(cp.id)
+                    if best is None or rank > best[:2]:
+                        self._newest[cp.id] = (*rank, float(p.sum))
         self._delete_ids(t, stale)
         counts.deleted += len(stale)
         self._insert(t, inserts)
@@ -333,28 +346,32 @@ class Writer:
         self._update_by_id(t, updates)
 
     def _last_payments(self, cps: list[Counterparty]) -> dict[str, tuple[date, float]]:
-        """Newest incoming payment per counterparty, from the payments block (already updated)."""
-        need = [cp.id for cp in cps if cp.last_payment is None]
-        t = self.b.payments
+        """Newest incoming payment per counterparty, as the payments block holds them after this batch.
+
+        With a payments window the file lists every payment of the counterparty from that day on, and
+        the rest are older: so when the file's newest incoming payment is inside the window, it is the
+        answer, without reading anything back. The others are asked of the database.
+        """
         best: dict[str, tuple[date, float]] = {}
+        need: list[str] = []
+        for cp in cps:
+            if cp.last_payment is not None:
+                continue
+            mine = self._newest.get(cp.id)
+            if self.payments_from is not None and mine is not None and mine[0] >= self.payments_from:
+                best[cp.id] = (mine[0].date(), mine[2])
+            else:
+                need.append(cp.id)
+        t = self.b.payments
+        found: dict[str, tuple[datetime, int, float]] = {}
         for chunk in _chunks(need):
-            # The server picks the newest row per counterparty (ties: the later row), so one row per
-            # counterparty crosses the wire instead of its whole payment history.
-            ranked = (
-                select(
-                    t.c.UF_CONTRACTOR_XML_ID,
-                    t.c.UF_DATE,
-                    t.c.UF_SUM,
-                    func.row_number()
-                    .over(partition_by=t.c.UF_CONTRACTOR_XML_ID, order_by=(t.c.UF_DATE.desc(), t.c.ID.desc()))
-                    .label("rn"),
-                )
-                .where(t.c.UF_CONTRACTOR_XML_ID.in_(chunk), t.c.UF_SUM > 0, t.c.UF_DATE.is_not(None))
-                .subquery()
+            q = select(t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DATE, t.c.ID, t.c.UF_SUM).where(
+                t.c.UF_CONTRACTOR_XML_ID.in_(chunk), t.c.UF_SUM > 0, t.c.UF_DATE.is_not(None)
             )
-            q = select(ranked.c.UF_CONTRACTOR_XML_ID, ranked.c.UF_DATE, ranked.c.UF_SUM).where(ranked.c.rn == 1)
-            for guid, when, amount in self.conn.execute(q):
-                best[guid] = (when.date(), amount)
+            for guid, when, row_id, amount in self.conn.execute(q):
+                if guid not in found or (when, row_id) > found[guid][:2]:
+                    found[guid] = (when, row_id, amount)
+        best.update((g, (v[0].date(), v[2])) for g, v in found.items())
         return best
 
     def _apply_balance(self, cps: list[Counterparty], existing: dict[str, Row]) -> None:
