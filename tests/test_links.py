@@ -399,3 +399,17 @@ def test_unmatched_lists_debtors_without_user_largest_debt_first(site: LinkSite)
         (guid(5), None, f"ООО {guid(5)[:8]}", 0.0),
     ]
     assert [r.guid for r in unmatched(site.engine, site.cfg, limit=1)] == [guid(3)]
+
+
+def test_rows_out_of_step_and_payments_without_balance_row_are_fixed(site: LinkSite) -> None:
+    u = site.user("buyer", fields={"UF_1C_CONTRACTOR_ID": guid(1)})
+    v = site.user("other", fields={"UF_1C_CONTRACTOR_ID": guid(2)})
+    site.counterparty(guid(1), user=u, payments=2)
+    site.sql(f"UPDATE contractor_payments SET UF_BITRIX_USER_ID = {v} WHERE UF_SUM = 10")  # out of step
+    # on_missing = delete removes balance and documents rows but keeps the payment history.
+    site.counterparty(guid(2), payments=1, documents=0)
+    site.sql(f"DELETE FROM contractor_balance WHERE UF_CONTRACTOR_XML_ID = '{guid(2)}'")
+    counts = refresh_links(site.engine, site.cfg)
+    assert (counts.balance, counts.payments, counts.documents) == (0, 3, 0)
+    assert site.users_of(guid(1)) == ({u}, {u}, {u})
+    assert site.users_of(guid(2)) == (set(), {v}, set())
