@@ -1,1 +1,1 @@
-"""The benchmark (`make bench`): a generator of realistic exports, syncd end to end, and the database's own baselines."""
+"""The benchmark (`make bench`): a generator of realistic exports, syncd end to end, the database's baselines."""

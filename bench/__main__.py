@@ -56,6 +56,7 @@ class Result:
     seconds: float
     rows: int  # rows in the file (or loaded, for the baselines)
     rss_mb: float | None = None
+    cpu: float | None = None  # user + system seconds of the syncd process: steadier than wall time on a busy box
     written: int | None = None
     status: str = ""
     ratio: float | None = None  # LOAD DATA seconds / these seconds: share of the database's own bulk speed
@@ -185,8 +186,8 @@ def deliver(ssh: SshServer, remote: Path, src: Path, name: str) -> None:
 # ---------------------------------------------------------------- running syncd
 
 
-def run_syncd(config: Path, profile_to: Path | None = None) -> tuple[float, float, int, str]:
-    """`syncd run-once` as a subprocess: (wall seconds, peak RSS MB, exit code, output)."""
+def run_syncd(config: Path, profile_to: Path | None = None) -> tuple[float, float, float, int, str]:
+    """`syncd run-once` as a subprocess: (wall seconds, peak RSS MB, CPU seconds, exit code, output)."""
     cmd = [str(BIN / "syncd"), "run-once", "--config", str(config)]
     if profile_to is not None:
         # --idle: time spent waiting for MariaDB or the network is part of the wall time we explain.
@@ -200,7 +201,7 @@ def run_syncd(config: Path, profile_to: Path | None = None) -> tuple[float, floa
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, proc.returncode, out
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, proc.returncode, out
 
 
 def ledger_since(params: dict[str, Any], after_id: int) -> tuple[int, list[tuple[str, int]]]:
@@ -235,16 +236,16 @@ class Stand:
     def apply(self, size: str, step: str, src: Path, name: str, rows: int, profile: bool = False) -> Result:
         deliver(self.ssh, self.remote, src, name)
         prof = self.work / f"{size}-{step.replace(' ', '_')}.pyspy.txt" if profile else None
-        seconds, rss, code, out = run_syncd(self.config, prof)
+        seconds, rss, cpu, code, out = run_syncd(self.config, prof)
         self.last_import, entries = ledger_since(self.params, self.last_import)
         statuses = ",".join(s for s, _ in entries) or f"exit {code}"
         if code != 0 or not entries:
             _log(f"{size} {step}: syncd exit {code}\n{out[-3000:]}")
         written = sum(w for _, w in entries)
-        _log(f"{size} {step}: {seconds:.1f}s, {rss:.0f} MB, {statuses}, {written} rows written")
+        _log(f"{size} {step}: {seconds:.1f}s (CPU {cpu:.1f}s), {rss:.0f} MB, {statuses}, {written} rows written")
         if prof is not None:
             _log(summarize_profile(prof))
-        return Result(size, step, seconds, rows, rss, written, statuses)
+        return Result(size, step, seconds, rows, rss, cpu, written, statuses)
 
     def drop(self, server: MariaDB) -> None:
         server.drop_database(self.params["database"])
@@ -362,22 +363,51 @@ def machine() -> str:
 
 def table(results: list[Result]) -> str:
     head = (
-        "| size | step | wall s | rows in file | rows/s | peak RSS MB | rows written | ledger | × LOAD DATA speed |\n"
-        "|---|---|---:|---:|---:|---:|---:|---|---:|"
+        "| size | step | wall s | syncd CPU s | rows in file | rows/s | peak RSS MB | rows written | ledger "
+        "| × LOAD DATA speed |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
     )
     body = []
     for r in results:
         body.append(
-            f"| {r.size} | {r.step} | {r.seconds:.2f} | {r.rows:,} | {r.rate:,.0f} | "
+            f"| {r.size} | {r.step} | {r.seconds:.2f} | {'' if r.cpu is None else f'{r.cpu:.1f}'} | "
+            f"{r.rows:,} | {r.rate:,.0f} | "
             f"{'' if r.rss_mb is None else f'{r.rss_mb:.0f}'} | {'' if r.written is None else f'{r.written:,}'} | "
             f"{r.status} | {'' if r.ratio is None else f'{r.ratio:.2f}'} |"
         )
     return head + "\n" + "\n".join(body)
 
 
+def targets(results: list[Result]) -> str:
+    """The issue's targets, as ratios within this run."""
+    by = {(r.size, r.step): r for r in results}
+    lines = []
+    for size in dict.fromkeys(r.size for r in results):
+        first = by.get((size, "first load XML"))
+        load = by.get((size, "LOAD DATA LOCAL"))
+        if first is None:
+            continue
+        parts = [f"peak RSS {first.rss_mb:.0f} MB"]
+        if load is not None:
+            parts.insert(0, f"first load {load.seconds / first.seconds:.2f} × LOAD DATA speed (target ≥ 0.5)")
+        for step, target in (("same again XML", "< 10%"), ("1% changed XML", "< 35%")):
+            r = by.get((size, step))
+            if r is not None:
+                parts.append(f"{step} {r.seconds / first.seconds:.0%} of the first load (target {target})")
+        js = by.get((size, "first load JSON"))
+        if js is not None:
+            parts.append(f"JSON/XML first load {js.seconds / first.seconds:.2f} (target ≤ 1.3)")
+        lines.append(f"- {size}: " + "; ".join(parts))
+    if ("L", "first load XML") in by and ("3L", "first load XML") in by:
+        rss_l, rss_3l = by[("L", "first load XML")].rss_mb, by[("3L", "first load XML")].rss_mb
+        if rss_l and rss_3l:
+            lines.append(f"- 3L/L peak RSS: {rss_3l / rss_l:.2f} (target < 1.2)")
+    return "\n".join(lines)
+
+
 def save(results: list[Result], args: list[str]) -> None:
     block = (f"{MARK_BEGIN}\nMachine: {machine()}. Command: `python -m bench {' '.join(args)}`.\n\n"
-             f"{table(results)}\n{MARK_END}")
+             f"{table(results)}\n\n{targets(results)}\n{MARK_END}")
     doc = ROOT / "BENCHMARKS.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
     if MARK_BEGIN in text and MARK_END in text:
@@ -411,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in sizes:
             results += bench_size(server, ssh, s, args.profile)
     print(table(results))
+    print(targets(results))
     if not args.no_save and not args.profile:
         save(results, raw)
     return 0
