@@ -12,7 +12,7 @@ import getpass
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -232,17 +232,23 @@ def _refresh(conn: Connection, cfg: Config, blocks: Blocks) -> RefreshCounts:
     )
 
 
-def refresh_links(engine: Engine, cfg: Config) -> RefreshCounts:
+def refresh_links(
+    engine: Engine, cfg: Config, *, before_commit: Callable[[], None] | None = None
+) -> RefreshCounts:
     """Recompute UF_BITRIX_USER_ID for every row of the three blocks, in one transaction.
 
     Rows without a user are retried, and a link that changed since the rows were written (user
     deactivated, field edited, manual link added) reaches all three blocks. Raises SchemaError if a
-    configured field or table is missing.
+    configured field or table is missing. `before_commit` lets the runner verify its run lock
+    (an exception there rolls everything back).
     """
     blocks = _blocks(cfg)
     with engine.begin() as conn:
         _require_tables(conn, blocks, links=False)
-        return _refresh(conn, cfg, blocks)
+        counts = _refresh(conn, cfg, blocks)
+        if before_commit is not None:
+            before_commit()
+    return counts
 
 
 # ---------------------------------------------------------------- add / remove / list

@@ -413,3 +413,15 @@ def test_rows_out_of_step_and_payments_without_balance_row_are_fixed(site: LinkS
     assert (counts.balance, counts.payments, counts.documents) == (0, 3, 0)
     assert site.users_of(guid(1)) == ({u}, {u}, {u})
     assert site.users_of(guid(2)) == (set(), {v}, set())
+
+
+def test_refresh_rolls_back_when_before_commit_refuses(site: LinkSite) -> None:
+    site.user("buyer", fields={"UF_1C_CONTRACTOR_ID": guid(1)})
+    site.counterparty(guid(1))
+
+    def lost_lock() -> None:
+        raise RuntimeError("lock lost")
+
+    with pytest.raises(RuntimeError, match="lock lost"):
+        refresh_links(site.engine, site.cfg, before_commit=lost_lock)
+    assert site.user_of(guid(1)) is None
