@@ -303,14 +303,17 @@ def bench_size(server: MariaDB, ssh: SshServer, name: str, profile: bool) -> lis
 # ---------------------------------------------------------------- profile summary
 
 
+# First match wins, so SQL done on behalf of the writer counts as SQL, and parsing pulled by the
+# writer's batching counts as parsing. py-spy shortens some file names (hlblock.py without its package).
 PHASES = (
     ("SQL: waiting for MariaDB", ("_read_bytes", "recv_into", "_read_packet")),
-    ("SQL: PyMySQL client (escape, pack)", ("pymysql/",)),
-    ("SQL: SQLAlchemy (compile, params, rows)", ("sqlalchemy/",)),
-    ("parse + validate (syncd.formats)", ("syncd/formats/", "lxml", "ijson")),
-    ("diff + build rows (hlblock)", ("syncd/bitrix/hlblock.py",)),
-    ("download (SFTP, paramiko)", ("paramiko/", "syncd/sources/")),
+    ("SQL: PyMySQL client (escape rows out, convert rows in)", ("pymysql/",)),
+    ("SQL: SQLAlchemy (compile, params, result rows)", ("sqlalchemy/",)),
+    ("parse + validate (syncd.formats, values, validate)", ("formats/", "lxml", "ijson", "values.py", "validate.py")),
+    ("diff + build rows (hlblock)", ("hlblock.py",)),
+    ("download (SFTP, paramiko)", ("paramiko/", "sources/")),
     ("sha256 of the file", ("_sha256",)),
+    ("start-up (imports)", ("importlib", "<module>")),
 )
 
 
@@ -320,7 +323,7 @@ def _phase(stack: str) -> str:
             continue
         if any(m in stack for m in marks):
             return phase
-    return "other (start-up, imports, ledger)"
+    return "other (ledger, checks, idle)"
 
 
 def summarize_profile(path: Path) -> str:
