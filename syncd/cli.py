@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERNAL = 1
 EXIT_CONFIG = 3
+EXIT_REJECTED = 4
 EXIT_SOURCE = 6
 EXIT_DATABASE = 7
 
@@ -521,8 +522,8 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo) -> None:
     plain, .gz or a single-file .zip.
 
     \b
-    Exit codes: 0 every file is a valid export; 1 at least one file has problems
-    (syncd would reject it); 2 usage error.
+    Exit codes: 0 every file is a valid export; 4 at least one file has problems
+    (syncd would reject it, as run-once's 4); 2 usage error.
     """
     from syncd.validate import check_file, format_report
 
@@ -533,7 +534,8 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo) -> None:
         bad += not report.ok
     if len(files) > 1:
         click.echo(f"{len(files) - bad} of {len(files)} files OK")
-    sys.exit(1 if bad else 0)
+    sys.exit(EXIT_REJECTED if bad else 0)
+
 
 def main() -> None:
     cli()

@@ -27,7 +27,7 @@ def test_a_bad_file_exits_1_and_names_the_problem(tmp_path: Path) -> None:
     good = str(SAMPLES / "settlements_sample_cp1251.xml")
     bad = write(tmp_path, "bad.xml", xml_export(counterparty_xml(debt="12e3")))
     result = CliRunner().invoke(cli, ["validate", good, str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     lines = result.output.splitlines()
     assert f'{bad}: line 3, counterparty #1 (id={CP1}): field Debt: "12e3" is not an amount: expected digits with a ' \
            "dot or comma before the kopecks, such as 12345.67 or 12 345,67 (no exponent, no dot between thousands)" \
@@ -40,7 +40,7 @@ def test_a_bad_file_exits_1_and_names_the_problem(tmp_path: Path) -> None:
 def test_missing_and_empty_files_are_problems_not_tracebacks(tmp_path: Path) -> None:
     empty = write(tmp_path, "empty.json", "")
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "gone.xml"), str(empty)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert f"{tmp_path / 'gone.xml'}: cannot open the file: No such file or directory" in result.output
     assert f"{empty}: empty file: 1C may still be writing it, or the export failed" in result.output
     assert "Traceback" not in result.output
@@ -59,5 +59,5 @@ def test_timezone_option() -> None:
 def test_help_documents_the_exit_codes() -> None:
     result = CliRunner().invoke(cli, ["validate", "--help"])
     assert result.exit_code == 0
-    assert "0 every file is a valid export; 1 at least one file has problems" in result.output
+    assert "0 every file is a valid export; 4 at least one file has problems" in result.output
     assert "--timezone ZONE" in result.output
