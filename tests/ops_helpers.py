@@ -104,7 +104,7 @@ def sql(db_url: str, statement: str) -> Any:
         engine.dispose()
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 15.0, every: float = 0.1) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
