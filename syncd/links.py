@@ -216,9 +216,10 @@ class RefreshCounts:
         }
 
 
-def _refresh(conn: Connection, cfg: Config, blocks: Blocks) -> RefreshCounts:
+def _refresh(conn: Connection, cfg: Config, blocks: Blocks, linker: Linker | None = None) -> RefreshCounts:
     t0 = time.monotonic()
-    linker = load_linker(conn, cfg.bitrix.link_by)
+    if linker is None:
+        linker = load_linker(conn, cfg.bitrix.link_by)
     changed = relink(conn, blocks, linker)
     bal = blocks.balance
     total, linked = conn.execute(select(func.count(), func.count(bal.c.UF_BITRIX_USER_ID)).select_from(bal)).one()
@@ -233,7 +234,11 @@ def _refresh(conn: Connection, cfg: Config, blocks: Blocks) -> RefreshCounts:
 
 
 def refresh_links(
-    engine: Engine, cfg: Config, *, before_commit: Callable[[], None] | None = None
+    engine: Engine,
+    cfg: Config,
+    *,
+    linker: Linker | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> RefreshCounts:
     """Recompute UF_BITRIX_USER_ID for every row of the three blocks, in one transaction.
 
@@ -245,7 +250,7 @@ def refresh_links(
     blocks = _blocks(cfg)
     with engine.begin() as conn:
         _require_tables(conn, blocks, links=False)
-        counts = _refresh(conn, cfg, blocks)
+        counts = _refresh(conn, cfg, blocks, linker)
         if before_commit is not None:
             before_commit()
     return counts

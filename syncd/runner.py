@@ -25,11 +25,12 @@ from syncd import ledger
 from syncd.bitrix.hlblock import ApplyCounts, ApplyOptions, Blocks, HeldByGuard, apply_export
 from syncd.bitrix.migrate import check_blocks
 from syncd.bitrix.schema import block_specs
-from syncd.bitrix.users import load_linker
+from syncd.bitrix.users import check_link_by, load_linker
 from syncd.config import Config
 from syncd.db import make_engine, safe_url
 from syncd.errors import DatabaseError, ExportError, SchemaError, SourceError, SyncdError
 from syncd.formats import open_export, read_header
+from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import LockedError, RunLock
 from syncd.records import Header
 from syncd.sources import RemoteFile, Source, open_source
@@ -64,6 +65,7 @@ class RunResult:
     started: datetime
     files: list[FileOutcome] = field(default_factory=list)
     error: SyncdError | None = None  # the run itself failed (source or database unreachable…)
+    links: RefreshCounts | None = None  # set when the run relinked rows because the links changed
     finished: datetime | None = None
 
     @property
@@ -161,6 +163,8 @@ class Runner:
         try:
             with self.engine.connect() as conn:
                 problems = check_blocks(conn, self.cfg.bitrix)
+                if not problems:
+                    check_link_by(conn, self.cfg.bitrix.link_by)
         except OperationalError as exc:
             raise DatabaseError(f"cannot reach the database {safe_url(self.engine)}: {_db_reason(exc)}") from None
         if problems:
@@ -193,6 +197,8 @@ class Runner:
                         item.path.unlink(missing_ok=True)
                         continue
                     self._handle(source, state, item, result)
+                if not self.should_stop():
+                    result.links = self._refresh_links(state)
         except SyncdError as exc:
             result.error = exc
         except OperationalError as exc:
@@ -202,6 +208,30 @@ class Runner:
                 leftover.unlink(missing_ok=True)
             result.finished = ledger.utcnow()
         return result
+
+    def _refresh_links(self, state: _State) -> RefreshCounts | None:
+        """Carry changed links (user deactivated, field edited, manual link added) to all three blocks.
+
+        Files applied in this run were linked as they were written; what can still be stale are rows
+        written under an older set of links. A relink reads every row, so it runs only when the links
+        themselves changed since the last one (their fingerprint is kept in state.dir).
+        """
+        with self.engine.connect() as conn:
+            linker = load_linker(conn, self.cfg.bitrix.link_by)
+        fingerprint = linker.fingerprint()
+        stamp = state.root / "links.fingerprint"
+        try:
+            if stamp.read_text(encoding="ascii").strip() == fingerprint:
+                return None
+        except OSError:
+            pass
+        counts = refresh_links(
+            self.engine, self.cfg, linker=linker, before_commit=self.lock.verify if self.lock else None
+        )
+        stamp.write_text(fingerprint + "\n", encoding="ascii")
+        if counts.changed:
+            log.info("links: %s", counts.line())
+        return counts
 
     def _emit(self, result: RunResult, outcome: FileOutcome) -> None:
         result.files.append(outcome)

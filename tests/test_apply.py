@@ -301,3 +301,22 @@ def test_a_file_still_being_written_waits(site: Site) -> None:
     assert "min_age" in result.files[0].message
     assert result.exit_code == 0
     assert site.balance() == {}
+
+
+def test_a_changed_link_reaches_all_blocks_on_the_next_run_without_a_file(site: Site) -> None:
+    site.drop("settlements_1.xml", xml_export([counterparty(1, payments=2, documents=1)]))
+    first = site.run()
+    assert first.links is not None  # the first run records the links it saw
+    assert site.balance()[guid(1)]["UF_BITRIX_USER_ID"] is None
+
+    quiet = site.run()
+    assert quiet.links is None  # links unchanged: no relink
+
+    user = site.add_user("late-registrant", fields={"UF_1C_CONTRACTOR_ID": guid(1)})
+    result = site.run()
+
+    assert result.exit_code == 0 and result.files == []
+    assert result.links is not None and result.links.changed == 4
+    assert site.balance()[guid(1)]["UF_BITRIX_USER_ID"] == user
+    assert {p["UF_BITRIX_USER_ID"] for p in site.payments().values()} == {user}
+    assert {d["UF_BITRIX_USER_ID"] for d in site.documents()} == {user}

@@ -14,6 +14,7 @@ counterparty. Resolving is then dictionary lookups in memory.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,6 +183,17 @@ class Linker:
     @property
     def names(self) -> list[str]:
         return [s.strategy.name for s in self.strategies]
+
+    def fingerprint(self) -> str:
+        """A digest of every mapping: equal fingerprints mean every row would get the same user."""
+        h = hashlib.sha256()
+        for s in self.strategies:
+            h.update(s.strategy.name.encode())
+            for index in (s.by_guid, s.by_inn, s.by_inn_kpp):
+                for key, users in sorted(index.items()):
+                    h.update(f"{key}={users};".encode())
+                h.update(b"|")
+        return h.hexdigest()
 
 
 def _index(pairs: Iterable[tuple[str, int]]) -> _Index:
