@@ -122,3 +122,25 @@ def test_durations() -> None:
     assert config.parse_duration("15") == timedelta(seconds=15)
     with pytest.raises(ValueError, match="not a duration"):
         config.parse_duration("1 week")
+
+
+def test_example_documents_every_key() -> None:
+    """Each setting syncd reads appears in config.example.toml, set or commented out, under its section."""
+    documented: dict[str, set[str]] = {}
+    section = ""
+    for line in (ROOT / "config.example.toml").read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^\[(\w+)\]", line):
+            section = m.group(1)
+        elif m := re.match(r"^#?\s*(\w+)\s*=", line):
+            documented.setdefault(section, set()).add(m.group(1))
+    expected = {
+        "source": set(config.SourceConfig.__dataclass_fields__),
+        "database": set(config.DatabaseConfig.__dataclass_fields__),
+        "bitrix": (set(config.BitrixConfig.__dataclass_fields__) - {"blocks"})
+        | set(config.BlockNames.__dataclass_fields__),
+        "state": set(config.StateConfig.__dataclass_fields__),
+        "schedule": set(config.ScheduleConfig.__dataclass_fields__),
+        "metrics": set(config.MetricsConfig.__dataclass_fields__),
+    }
+    for name, keys in expected.items():
+        assert keys <= documented.get(name, set()), (name, keys - documented.get(name, set()))
