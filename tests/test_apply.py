@@ -320,3 +320,37 @@ def test_a_changed_link_reaches_all_blocks_on_the_next_run_without_a_file(site: 
     assert site.balance()[guid(1)]["UF_BITRIX_USER_ID"] == user
     assert {p["UF_BITRIX_USER_ID"] for p in site.payments().values()} == {user}
     assert {d["UF_BITRIX_USER_ID"] for d in site.documents()} == {user}
+
+
+def test_what_1c_really_writes_is_applied(site: Site) -> None:
+    """windows-1251 with CRLF, a BOM, `12 345,67`, empty dates, upper-case GUIDs, .gz and a one-file .zip."""
+    import gzip
+    import io
+    import zipfile
+    from importlib import resources
+
+    samples = resources.files("syncd") / "samples"
+    site.drop("settlements_1.xml", samples.joinpath("settlements_sample_cp1251.xml").read_bytes())
+    cp = counterparty(7, debt="12\u00a0345,67", payments=1, documents=1)
+    cp["id"] = cp["id"].upper()
+    cp["openDocuments"][0]["dueDate"] = "0001-01-01T00:00:00"
+    cp["openDocuments"][0]["amount"] = ""
+    bom_crlf = b"\xef\xbb\xbf" + xml_export([cp], generated_at="2026-11-25T11:00:00", mode="delta").replace(
+        b"\n", b"\r\n")
+    site.drop("settlements_2.xml.gz", gzip.compress(bom_crlf))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("inner.json", json_export([counterparty(8)], generated_at="2026-11-25T12:00:00", mode="delta"))
+    site.drop("settlements_3.zip", buf.getvalue())
+
+    result = site.run()
+
+    assert [f.status for f in result.files] == ["applied", "applied", "applied"], result.files
+    bal = site.balance()
+    row = bal[guid(7)]  # kept lower case
+    assert row["UF_DEBT"] == 12345.67
+    [doc] = [d for d in site.documents() if d["UF_CONTRACTOR_XML_ID"] == guid(7)]
+    assert doc["UF_DUE_DATE"] is None and doc["UF_AMOUNT"] is None
+    assert guid(8) in bal
+    names = {r["UF_NAME"] for r in bal.values()}
+    assert any(n and "«" in n for n in names - {row["UF_NAME"], bal[guid(8)]["UF_NAME"]})  # Cyrillic from cp1251
