@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from syncd.config import DatabaseConfig
 from syncd.errors import ConfigError
@@ -49,3 +49,12 @@ def make_engine(cfg: DatabaseConfig, *, connect_timeout: int = 15) -> Engine:
 def safe_url(engine: Engine) -> str:
     """The URL for messages and logs: never with the password."""
     return engine.url.render_as_string(hide_password=True)
+
+
+def db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own words without SQL text or parameters (they may hold data, never needed in a message)."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None and getattr(orig, "args", None):
+        args = orig.args
+        return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
+    return exc.__class__.__name__

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from syncd.config import Config
-from syncd.db import database_url
+from syncd.db import database_url, db_reason
 from syncd.errors import DatabaseError, SyncdError
 
 log = logging.getLogger("syncd.lock")
@@ -108,7 +108,7 @@ class DatabaseLock:
         try:
             conn = self.engine.connect()
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot reach the database to take the run lock: {_reason(exc)}") from None
+            raise DatabaseError(f"cannot reach the database to take the run lock: {db_reason(exc)}") from None
         try:
             got = conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": self.name}).scalar()
             if got != 1:
@@ -119,7 +119,7 @@ class DatabaseLock:
             conn.commit()
         except SQLAlchemyError as exc:
             conn.close()
-            raise DatabaseError(f"cannot take the database lock {self.name!r}: {_reason(exc)}") from None
+            raise DatabaseError(f"cannot take the database lock {self.name!r}: {db_reason(exc)}") from None
         self._conn = conn
 
     def _holder(self, conn: Connection) -> str:
@@ -144,7 +144,7 @@ class DatabaseLock:
             self._conn.commit()
         except SQLAlchemyError as exc:
             raise LockedError(
-                f"lost the database lock {self.name!r} (its connection failed: {_reason(exc)}); "
+                f"lost the database lock {self.name!r} (its connection failed: {db_reason(exc)}); "
                 "nothing more is applied in this run"
             ) from None
         if mine != 1:
@@ -218,10 +218,3 @@ class RunLock:
     ) -> None:
         self.release()
 
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    if orig is not None and getattr(orig, "args", None):
-        args = orig.args
-        return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
-    return exc.__class__.__name__

@@ -27,7 +27,7 @@ from syncd.bitrix.migrate import check_blocks
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import check_link_by, load_linker
 from syncd.config import Config
-from syncd.db import make_engine, safe_url
+from syncd.db import db_reason, make_engine, safe_url
 from syncd.errors import DatabaseError, ExportError, SchemaError, SourceError, SyncdError
 from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
@@ -166,7 +166,7 @@ class Runner:
                 if not problems:
                     check_link_by(conn, self.cfg.bitrix.link_by)
         except OperationalError as exc:
-            raise DatabaseError(f"cannot reach the database {safe_url(self.engine)}: {_db_reason(exc)}") from None
+            raise DatabaseError(f"cannot reach the database {safe_url(self.engine)}: {db_reason(exc)}") from None
         if problems:
             raise SchemaError("the database is not ready: " + "; ".join(problems) + " (run `syncd migrate`)")
 
@@ -202,7 +202,7 @@ class Runner:
         except SyncdError as exc:
             result.error = exc
         except OperationalError as exc:
-            result.error = DatabaseError(f"database {safe_url(self.engine)}: {_db_reason(exc)}")
+            result.error = DatabaseError(f"database {safe_url(self.engine)}: {db_reason(exc)}")
         finally:
             for leftover in self.cfg.state.dir.joinpath("downloads").glob("*"):
                 leftover.unlink(missing_ok=True)
@@ -340,7 +340,7 @@ class Runner:
         except SQLAlchemyError as exc:
             # The file is fine as far as we know; it stays on the source and is retried next run.
             item.path.unlink(missing_ok=True)
-            raise DatabaseError(f"applying {remote.name} failed, nothing was changed: {_db_reason(exc)}") from None
+            raise DatabaseError(f"applying {remote.name} failed, nothing was changed: {db_reason(exc)}") from None
         state.archive_applied(item.path)
         source.finish(remote, self.cfg.source.on_success)
         outcome = FileOutcome(remote.name, "applied", "", header, counts, time.monotonic() - t0)
@@ -357,14 +357,6 @@ class Runner:
             result, FileOutcome(item.remote.name, status, why, item.header, seconds=time.monotonic() - t0)  # type: ignore[arg-type]
         )
 
-
-def _db_reason(exc: SQLAlchemyError) -> str:
-    """The driver's own words without SQL text or parameters (they may hold data, never needed here)."""
-    orig = getattr(exc, "orig", None)
-    if orig is not None and getattr(orig, "args", None):
-        args = orig.args
-        return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
-    return exc.__class__.__name__
 
 
 def format_counts(counts: ApplyCounts) -> str:

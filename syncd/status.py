@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import ledger
 from syncd.config import Config
-from syncd.db import make_engine, safe_url
+from syncd.db import db_reason, make_engine, safe_url
 from syncd.errors import SourceError
 from syncd.sources import open_source
 
@@ -189,7 +189,7 @@ def collect(cfg: Config, *, engine: Engine | None = None, list_source: bool = Tr
         with engine.connect() as conn:
             _read_database(conn, cfg, report, n_runs)
     except SQLAlchemyError as exc:
-        report.database_error = _db_reason(exc)
+        report.database_error = db_reason(exc)
     finally:
         if own:
             engine.dispose()
@@ -207,13 +207,6 @@ def collect(cfg: Config, *, engine: Engine | None = None, list_source: bool = Tr
         report.source = str(cfg.source.path) if cfg.source.type == "local" else f"sftp://{cfg.source.host}"
     return report
 
-
-def _db_reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    if orig is not None and getattr(orig, "args", None):
-        args = orig.args
-        return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
-    return exc.__class__.__name__
 
 
 def ago(seconds: float | None) -> str:
