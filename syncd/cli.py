@@ -188,7 +188,10 @@ def run_once_cmd(
 
     engine = make_engine(cfg.database)
     try:
-        result = run_once(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine)
+        from syncd.progress import TerminalProgress
+
+        progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
+        result = run_once(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine, progress=progress)
         if metrics_file is not None:
             from syncd.metrics import write_run_metrics
 

@@ -32,6 +32,7 @@ from syncd.errors import DatabaseError, ExportError, SchemaError, SourceError, S
 from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import LockedError, RunLock
+from syncd.progress import Progress
 from syncd.records import Header
 from syncd.sources import RemoteFile, Source, open_source
 
@@ -147,8 +148,10 @@ class Runner:
         should_stop: Callable[[], bool] = lambda: False,
         on_file: Callable[[FileOutcome], None] | None = None,
         lock: RunLock | None = None,
+        progress: Progress | None = None,
     ):
         self.cfg = cfg
+        self.progress = progress
         self.lock = lock  # checked again right before each commit
         self.source: Source | None = None  # open during run(); the daemon closes it to cut a hung run
         self.approve = {a.strip().lower() for a in approve}
@@ -234,6 +237,8 @@ class Runner:
         return counts
 
     def _emit(self, result: RunResult, outcome: FileOutcome) -> None:
+        if self.progress:
+            self.progress.clear()
         result.files.append(outcome)
         if self.on_file:
             self.on_file(outcome)
@@ -241,8 +246,9 @@ class Runner:
     def _fetch(self, source: Source, state: _State, remote: RemoteFile, result: RunResult) -> _Fetched | None:
         path = state.download_path(remote.name)
         t0 = time.monotonic()
+        shown = self.progress
         try:
-            source.fetch(remote, path)
+            source.fetch(remote, path, (lambda d, t: shown.download(remote.name, d, t)) if shown else None)
         except SourceError:
             # A partial set of files must not be applied out of order: the whole run fails, applying nothing.
             path.unlink(missing_ok=True)
@@ -310,12 +316,22 @@ class Runner:
             guard=not approved,
         )
         started = ledger.utcnow()
+        shown = self.progress
+        applied = 0
+
+        def tick(batch: int) -> None:
+            nonlocal applied
+            applied += batch
+            if shown:
+                shown.apply(remote.name, applied)
+
         try:
             with self.engine.begin() as conn:
                 linker = load_linker(conn, self.cfg.bitrix.link_by)
                 with open_export(item.path, name=remote.name, source_tz=self.cfg.source.timezone) as export:
                     counts = apply_export(
-                        conn, self.blocks, export.header, export.counterparties(), linker, options, name=remote.name
+                        conn, self.blocks, export.header, export.counterparties(), linker, options,
+                        progress=tick, name=remote.name,
                     )
                 entry = self._entry(remote, item.sha256, header, ledger.APPLIED)
                 entry["started_at"] = started
@@ -375,6 +391,7 @@ def run_once(
     on_file: Callable[[FileOutcome], None] | None = None,
     trigger: str = "once",
     on_start: Callable[[Runner], None] | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
     """Apply every pending complete export once. Never raises for expected failures: see RunResult.
 
@@ -396,7 +413,8 @@ def run_once(
         else:
             try:
                 runner = Runner(
-                    cfg, approve=approve, engine=engine, should_stop=should_stop, on_file=on_file, lock=run_lock
+                    cfg, approve=approve, engine=engine, should_stop=should_stop, on_file=on_file, lock=run_lock,
+                    progress=progress,
                 )
                 if on_start is not None:
                     on_start(runner)

@@ -7,6 +7,7 @@ or moves it. `open_source` picks the implementation from the config.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -48,8 +49,11 @@ class Source(Protocol):
 
     def list(self) -> Listing: ...
 
-    def fetch(self, file: RemoteFile, dest: Path) -> None:
-        """Download `file` to `dest` (written whole or not at all); its size must match the listing."""
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
+        """Download `file` to `dest` (written whole or not at all); its size must match the listing.
+
+        `progress(bytes_done, bytes_total)` is called as the download goes.
+        """
         ...
 
     def finish(self, file: RemoteFile, action: FileAction) -> None:

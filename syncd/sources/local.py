@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from syncd.config import FileAction, SourceConfig
@@ -63,13 +63,18 @@ class LocalSource:
             now=time.time(),
         )
 
-    def fetch(self, file: RemoteFile, dest: Path) -> None:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
         src = self.folder / file.name
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             try:
                 with src.open("rb") as fin, tmp.open("wb") as fout:
-                    shutil.copyfileobj(fin, fout, 1024 * 1024)
+                    done = 0
+                    while chunk := fin.read(1 << 20):
+                        fout.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, file.size)
                     fout.flush()
                     os.fsync(fout.fileno())
                     after = os.fstat(fin.fileno())

@@ -18,7 +18,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -309,7 +309,7 @@ class SftpSource:
             now=time.time(),
         )
 
-    def fetch(self, file: RemoteFile, dest: Path) -> None:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
         sftp = self._conn
         remote = join(self.cfg.remote_dir, file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
@@ -324,9 +324,11 @@ class SftpSource:
             if client is not None:
                 client.close()
 
-        def progress(done: int, total: int) -> None:
+        def check(done: int, total: int) -> None:
             if time.monotonic() > deadline:
                 raise _DeadlineExceeded
+            if progress is not None:
+                progress(done, total)
 
         watchdog = threading.Timer(budget, abort)
         watchdog.daemon = True
@@ -335,7 +337,7 @@ class SftpSource:
             with self._step(what):
                 watchdog.start()
                 try:
-                    sftp.get(remote, str(tmp), callback=progress, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
+                    sftp.get(remote, str(tmp), callback=check, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
                         self._drop(f"a download took longer than {format_seconds(budget)}")

@@ -1,0 +1,58 @@
+"""Progress for big files shows on a terminal only: a real pseudo-terminal, then a pipe."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.exports import counterparty, xml_export
+from tests.site import make_site
+
+
+def _config(tmp_path: Path, db_url: str) -> Path:
+    site = make_site(db_url, tmp_path, migrated=True)
+    site.drop("settlements_1.xml", xml_export([counterparty(n, payments=3) for n in range(1, 3001)]))
+    site.engine.dispose()
+    cfg = tmp_path / "syncd.toml"
+    cfg.write_text(
+        f'[source]\ntype = "local"\npath = "{site.exports}"\n[database]\nurl = "{db_url}"\n'
+        f'[state]\ndir = "{site.state}"\n',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_progress_on_a_terminal(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = _config(tmp_path, bitrix_db_url)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "run-once", "--config", str(cfg)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    out, _ = proc.communicate(timeout=120)
+    os.close(primary)
+    assert proc.returncode == 0
+    text = screen.decode()
+    assert "downloading settlements_1.xml: 100%" in text
+    assert "applying settlements_1.xml: " in text and " counterparties" in text
+    assert text.endswith("\r\x1b[K")  # the line is cleared before the report is printed
+    assert out.decode().startswith("applied    settlements_1.xml")
+
+
+def test_no_progress_when_piped(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = _config(tmp_path, bitrix_db_url)
+    done = subprocess.run([sys.executable, "-m", "syncd", "run-once", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert "downloading" not in done.stderr and "applying" not in done.stderr and "\r" not in done.stderr
