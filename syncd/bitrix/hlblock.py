@@ -170,6 +170,21 @@ class Writer:
             self.conn.execute(stmt, list(chunk))
 
     def _insert(self, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self.conn.dialect.name in ("mysql", "mariadb"):
+            # Tuples straight to PyMySQL's executemany (still one multi-row INSERT per ~1 MB): the
+            # columns need no bind processing, and SQLAlchemy's per-row parameter handling was ~10%
+            # of a first load's client time.
+            cols = list(rows[0])
+            prep = self.conn.dialect.identifier_preparer
+            sql = (
+                f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(c) for c in cols)}) "
+                f"VALUES ({', '.join(['%s'] * len(cols))})"
+            )
+            for chunk in _chunks(rows):
+                self.conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in chunk])
+            return
         for chunk in _chunks(rows):
             self.conn.execute(table.insert(), list(chunk))
 
