@@ -360,7 +360,8 @@ def machine() -> str:
                 if line.startswith("model name")), platform.machine())
     server = subprocess.run(["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True).stdout.strip()
     return (f"{os.cpu_count()} cores ({cpu}), {mem / 1024:.1f} GiB RAM; Python {platform.python_version()}; "
-            f"{server.split('  ')[0] if server else 'MariaDB'} (buffer pool {BUFFER_POOL}); "
+            f"MariaDB {server.split(' Ver ', 1)[-1].split()[0] if ' Ver ' in server else '?'} "
+            f"(buffer pool {BUFFER_POOL}); "
             f"{datetime.now():%Y-%m-%d %H:%M}")
 
 
