@@ -11,6 +11,7 @@ import pytest
 from bench.generate import NBSP, Spec, iter_counterparties, main, write_export
 from syncd.formats import open_export
 from syncd.records import Counterparty, Header
+from syncd.validate import check_file
 
 MSK = ZoneInfo("Europe/Moscow")
 N = 200
@@ -28,6 +29,9 @@ def test_small_export_is_accepted_by_syncds_reader(tmp_path: Path, fmt: str) -> 
     assert main(["--counterparties", str(N), "--payments-per", "10", "--documents-per", "2",
                  "--format", fmt, "--base-seed", "7", "--out", str(out)]) == 0
 
+    report = check_file(out, name=out.name, source_tz=MSK)
+    assert report.ok, report.problems
+    assert (report.counterparties, report.payments, report.documents) == (N, N * 10, N * 2)
     header, cps = _read(out)
 
     assert header.export_id == Spec(N, base_seed=7).export_id
