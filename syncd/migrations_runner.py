@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
+
+# Alembic (with mako and pygments) costs ~0.5 s and ~10 MB at import; only `migrate` needs it, so every
+# other command, run-once included, imports it lazily.
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 VERSION_TABLE = "syncd_alembic_version"
 
@@ -46,6 +48,8 @@ def script_location() -> str:
 
 
 def alembic_config(conn: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", script_location())
     cfg.set_main_option("path_separator", "os")
@@ -55,15 +59,21 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
 
 def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def upgrade_own_tables(engine: Engine) -> OwnTablesReport:
     """`alembic upgrade head` for the syncd_* tables; returns the revisions before and after."""
+    from alembic import command
+
     with engine.begin() as conn:
         before = current_revision(conn)
         command.upgrade(alembic_config(conn), "head")
