@@ -68,6 +68,15 @@ runs = Table(
     Column("error", Text, nullable=True),
 )
 
+# What syncd last wrote per counterparty (see hlblock.Writer): lets a run skip unchanged ones.
+counterparty_state = Table(
+    "syncd_counterparty_state",
+    metadata,
+    Column("guid", String(36), primary_key=True),
+    Column("digest", String(32), nullable=False),
+    Column("checked_at", DateTime, nullable=False),  # UTC
+)
+
 
 # ---------------------------------------------------------------- queries
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import ledger
@@ -166,6 +166,8 @@ class Runner:
         try:
             with self.engine.connect() as conn:
                 problems = check_blocks(conn, self.cfg.bitrix)
+                present = set(inspect(conn).get_table_names())
+                problems += [f"syncd's table {t} is missing" for t in ledger.metadata.tables if t not in present]
                 if not problems:
                     check_link_by(conn, self.cfg.bitrix.link_by)
         except OperationalError as exc:

@@ -354,3 +354,45 @@ def test_what_1c_really_writes_is_applied(site: Site) -> None:
     assert guid(8) in bal
     names = {r["UF_NAME"] for r in bal.values()}
     assert any(n and "«" in n for n in names - {row["UF_NAME"], bal[guid(8)]["UF_NAME"]})  # Cyrillic from cp1251
+
+
+def test_unchanged_counterparties_are_skipped_by_digest_and_compared_again_once_it_expires(site: Site) -> None:
+    from sqlalchemy import text as sql
+
+    cps = [counterparty(n, payments=2, documents=1) for n in range(1, 4)]
+    site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
+    site.run()
+    with site.engine.begin() as conn:  # an admin edits a row by hand in the Bitrix admin
+        conn.execute(sql("UPDATE contractor_balance SET UF_DEBT = 1 WHERE UF_CONTRACTOR_XML_ID = :g"), {"g": guid(2)})
+    site.drop("settlements_2.xml", xml_export(cps, generated_at="2026-11-25T11:00:00"))
+
+    [f] = site.run().files
+
+    # The file says what syncd wrote last time: not read back, only confirmed as of the new export.
+    assert f.counts is not None and f.counts.balance.unchanged == 3 and f.counts.payments.unchanged == 6
+    row = site.balance()[guid(2)]
+    assert (row["UF_DEBT"], row["UF_UPDATED_AT"]) == (1.0, datetime(2026, 11, 25, 11, 0))
+
+    with site.engine.begin() as conn:  # a day later the digests are no longer trusted
+        conn.execute(sql("UPDATE syncd_counterparty_state SET checked_at = '2026-01-01 00:00:00'"))
+    site.drop("settlements_3.xml", xml_export(cps, generated_at="2026-11-25T12:00:00"))
+
+    [f] = site.run().files
+
+    assert f.counts is not None and (f.counts.balance.updated, f.counts.balance.unchanged) == (1, 2)
+    assert site.balance()[guid(2)]["UF_DEBT"] == 1000.0  # the full compare put the hand edit right
+
+
+def test_a_counterparty_back_after_being_zeroed_is_compared_in_full(site: Site) -> None:
+    cps = [counterparty(n, documents=1) for n in range(1, 6)]
+    site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
+    site.run()
+    site.drop("settlements_2.xml", xml_export(cps[1:], generated_at="2026-11-25T11:00:00"))
+    site.run()
+    assert site.balance()[guid(1)]["UF_DEBT"] == 0.0
+    site.drop("settlements_3.xml", xml_export(cps, generated_at="2026-11-25T12:00:00"))
+
+    [f] = site.run().files
+
+    assert f.counts is not None and f.counts.balance.updated == 1 and f.counts.documents.inserted == 1
+    assert site.balance()[guid(1)]["UF_DEBT"] == 1000.0

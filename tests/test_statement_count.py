@@ -16,9 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from syncd.bitrix import core
 from syncd.bitrix.hlblock import ApplyCounts, ApplyOptions, Blocks, apply_export
-from syncd.bitrix.migrate import migrate
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import load_linker
 from syncd.config import BitrixConfig, DatabaseConfig
@@ -38,11 +36,9 @@ BITRIX = BitrixConfig(timezone=MSK)
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """The three blocks as `syncd migrate` makes them (tables, unique keys) on the suite's MariaDB."""
-    eng = make_engine(DatabaseConfig(url=db_url))
-    core.create_stand_in_core(eng)
-    migrate(eng, BITRIX)
+def engine(bitrix_db_url: str) -> Iterator[Engine]:
+    """The three blocks and syncd's tables as `syncd migrate` makes them, on the suite's MariaDB."""
+    eng = make_engine(DatabaseConfig(url=bitrix_db_url))
     yield eng
     eng.dispose()
 

@@ -13,10 +13,11 @@ than that are exactly the counterparties the file no longer lists.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from sqlalchemy.sql.dml import Insert
 from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
+from syncd.ledger import counterparty_state
 from syncd.records import Counterparty, Header
 
 Row = dict[str, Any]
@@ -82,6 +84,9 @@ class ApplyOptions:
     on_missing: str = "zero"  # zero | delete | keep
     max_missing_ratio: float = 0.2
     guard: bool = True  # False when an admin approved the export
+    # How long a counterparty's digest is trusted: after that its rows are read back and compared
+    # again, so a hand edit in the HL-blocks is put right within this time.
+    trust_digest_for: timedelta = timedelta(hours=24)
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -139,6 +144,11 @@ class Writer:
             midnight = datetime.combine(header.payments_from, time(0), tzinfo=header.generated_at.tzinfo)
             self.payments_from = self._local(midnight)
         self._upsert_cache: dict[str, Insert] = {}
+        now = datetime.now(UTC).replace(tzinfo=None)
+        self.checked_at = now.replace(microsecond=0)
+        self.trust_after = now - options.trust_digest_for
+        # Whatever changes how a counterparty's rows come out belongs in its digest.
+        self._salt = repr((options.bitrix_tz, self.payments_from))
         # Per counterparty of the current batch: (date, rank, sum) of its newest incoming payment in the file.
         self._newest: dict[str, tuple[datetime, int, float]] = {}
 
@@ -248,9 +258,72 @@ class Writer:
         self.counts.counterparties += len(batch)
         if not current:
             return
-        self._apply_payments(current)
-        self._apply_documents(current)
-        self._apply_balance(current, existing)
+        digests = {cp.id: self._digest(cp) for cp in current}
+        stored = self._stored_digests(list(digests))
+        changed: list[Counterparty] = []
+        confirm: list[int] = []
+        for cp in current:
+            old = stored.get(cp.id)
+            row = existing.get(cp.id)
+            if row is not None and old is not None and old[0] == digests[cp.id] and old[1] >= self.trust_after:
+                # The file says exactly what syncd last wrote for it: nothing to read back or compare.
+                self.counts.balance.unchanged += 1
+                self.counts.payments.unchanged += len(cp.payments)
+                self.counts.documents.unchanged += len(cp.documents)
+                if row["UF_UPDATED_AT"] != self.as_of:
+                    confirm.append(row["ID"])
+            else:
+                changed.append(cp)
+        self._confirm(confirm)
+        if not changed:
+            return
+        self._apply_payments(changed)
+        self._apply_documents(changed)
+        self._apply_balance(changed, existing)
+        self._store_digests([(cp.id, digests[cp.id]) for cp in changed])
+
+    # ------------------------------------------------------------------ digests
+
+    def _digest(self, cp: Counterparty) -> str:
+        user = self.linker.user_for(cp.id, cp.inn, cp.kpp)
+        return hashlib.blake2b(repr((self._salt, user, cp)).encode(), digest_size=16).hexdigest()
+
+    def _stored_digests(self, guids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        st = counterparty_state
+        found: dict[str, tuple[str, datetime]] = {}
+        for chunk in _chunks(guids):
+            q = select(st.c.guid, st.c.digest, st.c.checked_at).where(st.c.guid.in_(chunk))
+            found.update((g, (d, c)) for g, d, c in self.conn.execute(q))
+        return found
+
+    def _store_digests(self, pairs: list[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        st = counterparty_state
+        rows = [{"guid": g, "digest": d, "checked_at": self.checked_at} for g, d in pairs]
+        stmt: Insert
+        if self.conn.dialect.name == "sqlite":
+            ins = sqlite.insert(st)
+            stmt = ins.on_conflict_do_update(
+                index_elements=["guid"], set_={"digest": ins.excluded.digest, "checked_at": ins.excluded.checked_at}
+            )
+        else:
+            mins = mysql.insert(st)
+            stmt = mins.on_duplicate_key_update(digest=mins.inserted.digest, checked_at=mins.inserted.checked_at)
+        for chunk in _chunks(rows):
+            self.conn.execute(stmt, list(chunk))
+
+    def _forget_digests(self, guids: Sequence[str]) -> None:
+        """Rows changed outside the digest's knowledge (zeroed or deleted as missing): compare them next time."""
+        st = counterparty_state
+        for chunk in _chunks(guids):
+            self.conn.execute(st.delete().where(st.c.guid.in_(chunk)))
+
+    def _confirm(self, ids: list[int]) -> None:
+        # The values are the same, but the row is now confirmed as of this export: the site shows that date.
+        t = self.b.balance
+        for chunk in _chunks(ids):
+            self.conn.execute(t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of))
 
     def _apply_payments(self, cps: list[Counterparty]) -> None:
         t = self.b.payments
@@ -424,9 +497,7 @@ class Writer:
                 confirm.append(old["ID"])
         self._insert(t, inserts)
         self._update_by_id(t, updates)
-        # The values are the same, but the row is now confirmed as of this export: the site shows that date.
-        for chunk in _chunks(confirm):
-            self.conn.execute(t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of))
+        self._confirm(confirm)
 
     def _apply_missing(self, known_before: int) -> None:
         """Counterparties the site knows but this full export does not list no longer owe anything."""
@@ -457,6 +528,7 @@ class Writer:
         if self.opt.on_missing == "keep" or not missing:
             return
         guids = [r["UF_CONTRACTOR_XML_ID"] for r in missing]
+        self._forget_digests(guids)
         docs = self.b.documents
         gone_docs = 0
         for chunk in _chunks(guids):
