@@ -11,8 +11,8 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,8 @@ from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import LockedError, RunLock
 from syncd.progress import Progress
-from syncd.records import Header
+from syncd.readahead import ReadAhead
+from syncd.records import Counterparty, Header
 from syncd.sources import RemoteFile, Source, open_source
 
 log = logging.getLogger("syncd.runner")
@@ -330,9 +331,12 @@ class Runner:
         try:
             with self.engine.begin() as conn:
                 linker = load_linker(conn, self.cfg.bitrix.link_by)
-                with open_export(item.path, name=remote.name, source_tz=self.cfg.source.timezone) as export:
+                with (
+                    open_export(item.path, name=remote.name, source_tz=self.cfg.source.timezone) as export,
+                    _records(export.counterparties()) as records,
+                ):
                     counts = apply_export(
-                        conn, self.blocks, export.header, export.counterparties(), linker, options,
+                        conn, self.blocks, export.header, records, linker, options,
                         progress=tick, name=remote.name,
                     )
                 entry = self._entry(remote, item.sha256, header, ledger.APPLIED)
@@ -375,6 +379,13 @@ class Runner:
             result, FileOutcome(item.remote.name, status, why, item.header, seconds=time.monotonic() - t0)  # type: ignore[arg-type]
         )
 
+
+
+READ_AHEAD = True  # parse in a thread of its own while the writer waits for the database
+
+
+def _records(counterparties: Iterator[Counterparty]) -> AbstractContextManager[Iterable[Counterparty]]:
+    return ReadAhead(counterparties) if READ_AHEAD else nullcontext(counterparties)
 
 
 def format_counts(counts: ApplyCounts) -> str:
