@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -124,6 +125,59 @@ def test_fetch_downloads_whole_file(sshd: SshServer, remote_dir: Path, tmp_path:
         src.fetch(f, tmp_path / "export.xml")
     assert (tmp_path / "export.xml").read_bytes() == data
     assert os.listdir(tmp_path) == ["export.xml"]  # no temp file left beside it
+
+
+def test_fetch_keeps_the_pipeline_going_and_reports_progress(
+    sshd: SshServer, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few requests in flight: the 20 MiB file needs ~640 refills, each answer consumed in order.
+    monkeypatch.setattr(sftp_module, "REQUESTS", 3)
+    data = os.urandom(20 * 1024 * 1024 + 4321)
+    sshd.put(remote_dir / "settlements_1.xml", data)
+    calls: list[tuple[int, int]] = []
+    with source(sshd, remote_dir) as src:
+        (f,) = src.list().ready
+        src.fetch(f, tmp_path / "export.xml", progress=lambda done, total: calls.append((done, total)))
+        assert src.list().ready == [f]  # no stray answers confuse the next request
+    assert (tmp_path / "export.xml").read_bytes() == data
+    assert calls[-1] == (len(data), len(data))
+    assert all(total == len(data) for _, total in calls)
+    assert all(a[0] < b[0] for a, b in itertools.pairwise(calls))
+    assert len(calls) == -(-len(data) // sftp_module.CHUNK)  # once per chunk, as bytes arrive
+
+
+def test_fetch_completes_short_reads(
+    sshd: SshServer, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenSSH's sftp-server answers at most ~256 KiB per read: asking for 1 MiB gets short reads,
+    # which must be completed by asking for the rest before later chunks are written.
+    monkeypatch.setattr(sftp_module, "CHUNK", 1024 * 1024)
+    monkeypatch.setattr(sftp_module, "REQUESTS", 2)
+    data = os.urandom(5 * 1024 * 1024 + 17)
+    sshd.put(remote_dir / "settlements_1.xml", data)
+    with source(sshd, remote_dir) as src:
+        (f,) = src.list().ready
+        src.fetch(f, tmp_path / "export.xml")
+    assert (tmp_path / "export.xml").read_bytes() == data
+
+
+def test_fetch_of_a_file_that_shrank_since_listing(sshd: SshServer, remote_dir: Path, tmp_path: Path) -> None:
+    sshd.put(remote_dir / "settlements_1.xml", os.urandom(3 * 1024 * 1024))
+    with source(sshd, remote_dir) as src:
+        (f,) = src.list().ready
+        sshd.put(remote_dir / "settlements_1.xml", os.urandom(1024 * 1024 + 5))
+        with pytest.raises(SourceError, match=r"changed while downloading \(listed 3145728 bytes, downloaded 1048581"):
+            src.fetch(f, tmp_path / "export.xml")
+        assert src.list().ready != []  # the reads past the end left the connection usable
+    assert os.listdir(tmp_path) == []
+
+
+def test_fetch_of_an_empty_file(sshd: SshServer, remote_dir: Path, tmp_path: Path) -> None:
+    sshd.put(remote_dir / "settlements_1.xml", b"")
+    with source(sshd, remote_dir) as src:
+        (f,) = src.list().ready
+        src.fetch(f, tmp_path / "export.xml")
+    assert (tmp_path / "export.xml").read_bytes() == b""
 
 
 def test_fetch_refuses_a_file_changed_since_listing(sshd: SshServer, remote_dir: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ prefetching transfers.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
 import os
@@ -20,9 +21,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn, Protocol, cast
 
 import paramiko
+from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
 
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
@@ -32,8 +34,94 @@ from syncd.sources.base import Entry, classify, format_seconds, join, marker_nam
 # The slowest link a download is allowed before the deadline aborts it (bytes/s, ~1 Mbit/s):
 # a 100 MB export gets io_timeout + ~13 minutes.
 MIN_RATE = 128 * 1024
-PREFETCH_REQUESTS = 64  # OpenSSH's own client limit; unbounded prefetch hangs some servers
+# A download keeps REQUESTS reads of CHUNK bytes in flight on one handle (OpenSSH's own client
+# keeps 64; unbounded prefetch hangs some servers), so it holds at most REQUESTS * CHUNK bytes.
+# Not paramiko's get()/readv(): their prefetch thread races with the reader (paramiko PR #2519),
+# which then falls back to one round trip per 32 KiB while the thread's answers pile up in memory.
+REQUESTS = 64
+CHUNK = 32 * 1024  # paramiko's SFTPFile.MAX_REQUEST_SIZE; the size every SFTP server must serve
 _MAX_SUFFIX = 1000
+
+
+class _Requests(Protocol):
+    """The SFTPClient internals a download uses; the type stubs leave them out."""
+
+    def _async_request(self, fileobj: object, t: int, *args: object) -> int: ...
+    def _read_response(self, waitfor: int | None = None) -> tuple[int | None, paramiko.Message | None]: ...
+    def _convert_status(self, msg: paramiko.Message) -> None: ...
+
+
+class _Answers:
+    """Collects the answers to a download's read requests.
+
+    SFTPClient._read_response() hands each answer to the object the request was sent for, by
+    calling its _async_response(); that is how paramiko's own prefetch receives data. Its
+    _expecting map holds these objects weakly: the download keeps this one alive.
+    """
+
+    def __init__(self) -> None:
+        self.got: dict[int, tuple[int, paramiko.Message]] = {}
+
+    def _async_response(self, t: int, msg: paramiko.Message, num: int) -> None:
+        self.got[num] = (t, msg)
+
+
+def _download(
+    sftp: paramiko.SFTPClient, remote: str, size: int, out: BinaryIO, progress: Callable[[int, int], None]
+) -> None:
+    """Write the first `size` bytes of `remote` to `out`, calling progress(done, size) per chunk.
+
+    One thread sends the read requests and consumes their answers in file order, topping the
+    requests in flight back up to REQUESTS after each answer: no prefetch thread, so no race
+    and no buffer beyond the requests in flight. Uses SFTPClient's request primitives
+    (_async_request, _read_response, _convert_status), stable across paramiko releases and
+    pinned by setup.cfg (<6). Stops early if the file turns out shorter than `size`; the
+    caller's size check reports that.
+    """
+    if size == 0:
+        return
+    raw = cast(_Requests, sftp)
+    handle = sftp.open(remote, "rb")
+    answers = _Answers()
+    pending: collections.deque[tuple[int, int, int]] = collections.deque()  # (request, offset, length)
+
+    def send(offset: int, length: int) -> tuple[int, int, int]:
+        num = raw._async_request(answers, CMD_READ, handle.handle, int64(offset), int(length))
+        return num, offset, length
+
+    requested = done = 0
+    while done < size:
+        while requested < size and len(pending) < REQUESTS:
+            length = min(CHUNK, size - requested)
+            pending.append(send(requested, length))
+            requested += length
+        num, offset, length = pending.popleft()
+        while num not in answers.got:
+            raw._read_response()  # one answer, to whichever request it belongs
+        t, msg = answers.got.pop(num)
+        if t == CMD_STATUS:
+            try:
+                raw._convert_status(msg)
+            except EOFError:  # the file is shorter than listed
+                break
+            raise paramiko.SFTPError(f"server answered a read of {remote} with status OK and no data")
+        if t != CMD_DATA:
+            raise paramiko.SFTPError(f"server answered a read of {remote} with packet type {t}")
+        data = msg.get_string()
+        if not data:
+            break
+        if len(data) < length:
+            # A server may return less than asked without being at the end: ask for the rest
+            # before anything later is written.
+            pending.appendleft(send(offset + len(data), length - len(data)))
+        out.write(data)
+        done += len(data)
+        progress(done, size)
+    # Closed only here: after a stall or a lost connection, CMD_CLOSE would wait another io_timeout
+    # for an answer; the caller drops the connection then, and paramiko closes an abandoned handle
+    # when it is collected. Answers still in flight after a short file are dispatched to
+    # `answers` while close() waits for its own.
+    handle.close()
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -337,7 +425,8 @@ class SftpSource:
             with self._step(what):
                 watchdog.start()
                 try:
-                    sftp.get(remote, str(tmp), callback=check, max_concurrent_prefetch_requests=PREFETCH_REQUESTS)
+                    with tmp.open("wb") as out:
+                        _download(sftp, remote, file.size, out, check)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
                         self._drop(f"a download took longer than {format_seconds(budget)}")
