@@ -1,8 +1,8 @@
-"""Linking is set-based: 100,000 counterparties relink in seconds, not minutes.
+"""Linking is set-based: relinking 100,000 counterparties sends a handful of statements, not one per row.
 
 Four strategies configured, 100,000 users, 100,000 counterparties with a payment and a document
-each. Timings are printed (pytest -s) and bounded generously, so a slow CI machine passes but a
-query per counterparty (minutes) does not.
+each. Timings are printed (pytest -s) for the record; the test asserts the statement count, which
+does not depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from syncd.bitrix import core
 from syncd.bitrix.users import load_linker
 from syncd.links import conflicts, links_table, refresh_links
-from tests.bitrix_users import _child, guid, make_link_site
+from tests.bitrix_users import LinkSite, _child, guid, make_link_site
 
 N = 100_000
 CHUNK = 5_000
@@ -59,7 +59,9 @@ def test_relink_100k_counterparties_in_seconds(db_url: str, tmp_path: Path) -> N
         linker = load_linker(conn, site.cfg.bitrix.link_by)
     load_s = time.monotonic() - t0
 
+    before = _questions(site)
     first = refresh_links(site.engine, site.cfg)
+    first_statements = _questions(site) - before
     again = refresh_links(site.engine, site.cfg)
     t0 = time.monotonic()
     found = conflicts(site.engine, site.cfg, linker=linker)
@@ -68,9 +70,17 @@ def test_relink_100k_counterparties_in_seconds(db_url: str, tmp_path: Path) -> N
     print(
         f"\n{N} counterparties, {N} users, 4 strategies: load_linker {load_s:.2f}s; "
         f"first refresh {first.seconds:.2f}s ({first.changed} rows changed, {first.linked} linked); "
-        f"refresh with nothing to change {again.seconds:.2f}s; conflicts {conflicts_s:.2f}s ({len(found)})"
+        f"{first_statements} statements; refresh with nothing to change {again.seconds:.2f}s; "
+        f"conflicts {conflicts_s:.2f}s ({len(found)})"
     )
     assert first.counterparties == N
     assert first.balance == first.payments == first.documents == first.linked
     assert again.changed == 0
-    assert first.seconds < 60 and again.seconds < 30
+    # One statement per strategy and per chunk of changed rows; one per row would be 300,000.
+    assert first_statements < 1_000, first_statements
+
+
+def _questions(site: LinkSite) -> int:
+    """Statements the server received so far (global: the suite's private server serves one test at a time)."""
+    with site.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SHOW GLOBAL STATUS LIKE 'Questions'").one()[1])
