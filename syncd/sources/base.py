@@ -9,11 +9,13 @@ without a server.
 from __future__ import annotations
 
 import posixpath
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
+from syncd.config import SourceConfig
 from syncd.sources import Listing, RemoteFile, Waiting
 
 MARKER_SUFFIX = ".done"
@@ -50,6 +52,12 @@ def format_seconds(seconds: float) -> str:
     if s >= 60 and s % 60 == 0:
         return f"{s // 60}m"
     return f"{s}s"
+
+
+def classify_now(entries: Iterable[Entry], cfg: SourceConfig) -> Listing:
+    """`classify` with the source's own rules, as of this moment."""
+    return classify(entries, pattern=cfg.pattern, min_age=cfg.min_age, require_marker=cfg.require_marker,
+                    now=time.time())
 
 
 def classify(

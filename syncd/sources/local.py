@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, RemoteFile
-from syncd.sources.base import Entry, classify, marker_name, numbered_name
+from syncd.sources.base import Entry, classify_now, marker_name, numbered_name
 
 _MAX_SUFFIX = 1000
 
@@ -55,13 +54,7 @@ class LocalSource:
                     entries.append(Entry(d.name, st.st_size, st.st_mtime, stat.S_ISREG(st.st_mode)))
         except OSError as exc:
             raise SourceError(f"cannot list source folder {self.folder}: {exc.strerror}") from None
-        return classify(
-            entries,
-            pattern=self.cfg.pattern,
-            min_age=self.cfg.min_age,
-            require_marker=self.cfg.require_marker,
-            now=time.time(),
-        )
+        return classify_now(entries, self.cfg)
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
         src = self.folder / file.name

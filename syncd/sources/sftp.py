@@ -29,7 +29,7 @@ from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, RemoteFile
-from syncd.sources.base import Entry, classify, format_seconds, join, marker_name, numbered_name
+from syncd.sources.base import Entry, classify_now, format_seconds, join, marker_name, numbered_name
 
 # The slowest link a download is allowed before the deadline aborts it (bytes/s, ~1 Mbit/s):
 # a 100 MB export gets io_timeout + ~13 minutes.
@@ -389,13 +389,7 @@ class SftpSource:
             )
             for a in attrs
         ]
-        return classify(
-            entries,
-            pattern=self.cfg.pattern,
-            min_age=self.cfg.min_age,
-            require_marker=self.cfg.require_marker,
-            now=time.time(),
-        )
+        return classify_now(entries, self.cfg)
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
         sftp = self._conn
