@@ -15,31 +15,28 @@ import click
 from syncd import __version__
 from syncd import config as config_mod
 from syncd.config import Config
-from syncd.errors import ConfigError, DatabaseError, SourceError, SyncdError
+from syncd.errors import (
+    EXIT_DATABASE,
+    EXIT_INTERNAL,
+    EXIT_LOCKED,
+    EXIT_REJECTED,
+    EXIT_SOURCE,
+    EXIT_USAGE,
+    ConfigError,
+    DatabaseError,
+    SyncdError,
+    exit_code_for,
+)
 
 if TYPE_CHECKING:
     from syncd.runner import FileOutcome, RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_INTERNAL = 1
-EXIT_CONFIG = 3
-EXIT_REJECTED = 4
-EXIT_SOURCE = 6
-EXIT_DATABASE = 7
-
-
 def fail(exc: BaseException) -> NoReturn:
     """One line on stderr and the documented exit code; never a traceback for a known error."""
-    code = EXIT_INTERNAL
-    if isinstance(exc, ConfigError):
-        code = EXIT_CONFIG
-    elif isinstance(exc, DatabaseError):
-        code = EXIT_DATABASE
-    elif isinstance(exc, SourceError):
-        code = EXIT_SOURCE
     click.echo(f"syncd: error: {exc}", err=True)
-    sys.exit(code)
+    sys.exit(exit_code_for(exc))
 
 
 def config_option(f: F) -> F:
@@ -168,7 +165,7 @@ def run_once_cmd(
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
     Exits 8 when another run (daemon, cron, another host) holds the lock.
     """
-    from syncd.runner import EXIT_LOCKED, run_once
+    from syncd.runner import run_once
     from syncd.status import succeeded_within
 
     cfg = load_config(config_path)
@@ -319,7 +316,6 @@ def migrate_cmd(config_path: str | None) -> None:
 
 # ---------------------------------------------------------------- links (issue #3)
 
-EXIT_USAGE = 2  # wrong input to a command: click's own code for usage errors
 
 
 def _link_input(f: F) -> F:

@@ -46,3 +46,33 @@ class DatabaseError(SyncdError):
 
 class SchemaError(DatabaseError):
     """The Bitrix database lacks tables or fields syncd needs (run `syncd migrate`)."""
+
+
+class LockedError(SyncdError):
+    """Another run holds the lock (or this run lost it); nothing was applied."""
+
+
+# Exit codes, documented in the README and `syncd --help`. When a run has several outcomes the
+# first of database, source, rejected, held wins (see runner.RunResult.exit_code).
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2  # click's own code for usage errors
+EXIT_CONFIG = 3
+EXIT_REJECTED = 4
+EXIT_HELD = 5
+EXIT_SOURCE = 6
+EXIT_DATABASE = 7
+EXIT_LOCKED = 8
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code of an error that ends a command or a run."""
+    if isinstance(exc, LockedError):
+        return EXIT_LOCKED
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, DatabaseError):
+        return EXIT_DATABASE
+    if isinstance(exc, SourceError):
+        return EXIT_SOURCE
+    return EXIT_INTERNAL

@@ -29,16 +29,12 @@ from sqlalchemy.pool import NullPool
 
 from syncd.config import Config
 from syncd.db import database_url, db_reason
-from syncd.errors import DatabaseError, SyncdError
+from syncd.errors import DatabaseError, LockedError, SyncdError
 
 log = logging.getLogger("syncd.lock")
 
 LOCK_FILE = "syncd.lock"
 _MAX_LOCK_NAME = 64  # MySQL refuses longer names
-
-
-class LockedError(SyncdError):
-    """Another run holds the lock (or this run lost it); nothing was applied."""
 
 
 def lock_name(database: str) -> str:

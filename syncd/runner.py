@@ -28,10 +28,20 @@ from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import check_link_by, load_linker
 from syncd.config import Config
 from syncd.db import db_reason, make_engine, safe_url
-from syncd.errors import DatabaseError, ExportError, SchemaError, SourceError, SyncdError
+from syncd.errors import (
+    EXIT_HELD,
+    EXIT_OK,
+    EXIT_REJECTED,
+    DatabaseError,
+    ExportError,
+    SchemaError,
+    SourceError,
+    SyncdError,
+    exit_code_for,
+)
 from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
-from syncd.lock import LockedError, RunLock
+from syncd.lock import RunLock
 from syncd.progress import Progress
 from syncd.readahead import ReadAhead
 from syncd.records import Counterparty, Header
@@ -40,17 +50,6 @@ from syncd.sources import RemoteFile, Source, open_source
 log = logging.getLogger("syncd.runner")
 
 Status = Literal["applied", "duplicate", "superseded", "held", "rejected", "waiting"]
-
-# Exit codes (documented in README "Exit codes"); when several apply, the first in this order wins.
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_CONFIG = 3
-EXIT_REJECTED = 4
-EXIT_HELD = 5
-EXIT_SOURCE = 6
-EXIT_DATABASE = 7
-EXIT_LOCKED = 8
-
 
 @dataclass
 class FileOutcome:
@@ -72,14 +71,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if isinstance(self.error, LockedError):
-            return EXIT_LOCKED
-        if isinstance(self.error, DatabaseError):
-            return EXIT_DATABASE
-        if isinstance(self.error, SourceError):
-            return EXIT_SOURCE
         if self.error is not None:
-            return EXIT_INTERNAL
+            return exit_code_for(self.error)
         statuses = {f.status for f in self.files}
         if "rejected" in statuses:
             return EXIT_REJECTED
@@ -378,7 +371,6 @@ class Runner:
         self._emit(
             result, FileOutcome(item.remote.name, status, why, item.header, seconds=time.monotonic() - t0)  # type: ignore[arg-type]
         )
-
 
 
 READ_AHEAD = True  # parse in a thread of its own while the writer waits for the database
