@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -29,6 +29,7 @@ from syncd.errors import (
 )
 
 if TYPE_CHECKING:
+    from syncd.links import LinkChange
     from syncd.runner import FileOutcome, RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -343,6 +344,32 @@ def _json_out(data: object) -> None:
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of the table.")
 
 
+def _show_change(change: LinkChange, as_json: bool) -> None:
+    from syncd.links import change_lines
+
+    if as_json:
+        _json_out(change.as_dict())
+    else:
+        click.echo("\n".join(change_lines(change)))
+    for w in change.warnings:
+        click.echo(f"syncd: warning: {w}", err=True)
+
+
+def _show_rows(rows: Sequence[Any], as_json: bool, *, empty: str, headers: Sequence[str],
+               cells: Callable[[Any], Sequence[object]]) -> bool:
+    """Rows as JSON or as a table (or the `empty` line); True when a table was printed."""
+    from syncd.links import render_table
+
+    if as_json:
+        _json_out([r.__dict__ for r in rows])
+        return False
+    if not rows:
+        click.echo(empty)
+        return False
+    click.echo(render_table(headers, [cells(r) for r in rows]))
+    return True
+
+
 @cli.group("links")
 def links_group() -> None:
     """Link counterparties to Bitrix users: manual links, refresh, and what is not linked.
@@ -369,17 +396,12 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
 
     The link is used by the "manual" strategy and is applied to all three blocks at once.
     """
-    from syncd.links import add_link, change_lines, open_engine
+    from syncd.links import add_link, open_engine
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
         change = add_link(engine, cfg, counterparty, user, comment=comment, replace=replace, refresh=not no_refresh)
-    if as_json:
-        _json_out(change.as_dict())
-    else:
-        click.echo("\n".join(change_lines(change)))
-    for w in change.warnings:
-        click.echo(f"syncd: warning: {w}", err=True)
+    _show_change(change, as_json)
 
 
 @links_group.command("remove")
@@ -391,17 +413,12 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
 @_link_input
 def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: bool, as_json: bool) -> None:
     """Remove the manual link of a GUID or INN; other strategies decide again."""
-    from syncd.links import change_lines, open_engine, remove_link
+    from syncd.links import open_engine, remove_link
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
         change = remove_link(engine, cfg, counterparty, refresh=not no_refresh)
-    if as_json:
-        _json_out(change.as_dict())
-    else:
-        click.echo("\n".join(change_lines(change)))
-    for w in change.warnings:
-        click.echo(f"syncd: warning: {w}", err=True)
+    _show_change(change, as_json)
 
 
 @links_group.command("list")
@@ -410,22 +427,17 @@ def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: boo
 @errors_to_exit
 def links_list_cmd(config_path: str | None, as_json: bool) -> None:
     """Every manual link, its user's state and the counterparties it covers."""
-    from syncd.links import list_links, open_engine, render_table
+    from syncd.links import list_links, open_engine
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
         rows = list_links(engine, cfg)
-    if as_json:
-        _json_out([r.__dict__ for r in rows])
-        return
-    if not rows:
-        click.echo("no manual links (add one with `syncd links add GUID|INN USER`)")
-        return
-    click.echo(render_table(
-        ["KEY", "USER", "LOGIN", "EMAIL", "STATE", "COUNTERPARTIES", "NAME", "CREATED (UTC)", "BY", "COMMENT"],
-        [[f"{r.key_kind.upper()} {r.key}", r.user_id, r.login, r.email, r.user_state, r.counterparties,
-          r.counterparty_name, r.created_at, r.created_by, r.comment] for r in rows],
-    ))
+    _show_rows(
+        rows, as_json, empty="no manual links (add one with `syncd links add GUID|INN USER`)",
+        headers=["KEY", "USER", "LOGIN", "EMAIL", "STATE", "COUNTERPARTIES", "NAME", "CREATED (UTC)", "BY", "COMMENT"],
+        cells=lambda r: [f"{r.key_kind.upper()} {r.key}", r.user_id, r.login, r.email, r.user_state, r.counterparties,
+                         r.counterparty_name, r.created_at, r.created_by, r.comment],
+    )
 
 
 @links_group.command("unmatched")
@@ -435,23 +447,18 @@ def links_list_cmd(config_path: str | None, as_json: bool) -> None:
 @errors_to_exit
 def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: bool) -> None:
     """Counterparties that owe something and have no user, largest debt first."""
-    from syncd.links import open_engine, render_table, unmatched
+    from syncd.links import open_engine, unmatched
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
         rows = unmatched(engine, cfg, limit=limit)
-    if as_json:
-        _json_out([r.__dict__ for r in rows])
-        return
-    if not rows:
-        click.echo("every counterparty with debt has a user")
-        return
-    click.echo(render_table(
-        ["GUID", "INN", "KPP", "NAME", "DEBT", "OVERDUE", "CURRENCY"],
-        [[r.guid, r.inn, r.kpp, r.name, r.debt, r.overdue_debt, r.currency] for r in rows],
-    ))
-    click.echo(f"{len(rows)} counterparties with debt and no user"
-               + (f" (the {limit} largest)" if limit and len(rows) == limit else ""))
+    if _show_rows(
+        rows, as_json, empty="every counterparty with debt has a user",
+        headers=["GUID", "INN", "KPP", "NAME", "DEBT", "OVERDUE", "CURRENCY"],
+        cells=lambda r: [r.guid, r.inn, r.kpp, r.name, r.debt, r.overdue_debt, r.currency],
+    ):
+        click.echo(f"{len(rows)} counterparties with debt and no user"
+                   + (f" (the {limit} largest)" if limit and len(rows) == limit else ""))
 
 
 @links_group.command("conflicts")
@@ -464,22 +471,17 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
     The lowest user ID of the first strategy that found someone is stored; a manual link
     (`syncd links add`) settles a conflict.
     """
-    from syncd.links import conflicts, open_engine, render_table
+    from syncd.links import conflicts, open_engine
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
         rows = conflicts(engine, cfg)
-    if as_json:
-        _json_out([r.__dict__ for r in rows])
-        return
-    if not rows:
-        click.echo("no conflicts")
-        return
-    click.echo(render_table(
-        ["GUID", "INN", "NAME", "STORED", "DECIDED BY", "PROBLEM", "FOUND"],
-        [[r.guid, r.inn, r.name, r.user_id, r.strategy, ", ".join(r.kinds), r.details()] for r in rows],
-    ))
-    click.echo(f"{len(rows)} conflicts")
+    if _show_rows(
+        rows, as_json, empty="no conflicts",
+        headers=["GUID", "INN", "NAME", "STORED", "DECIDED BY", "PROBLEM", "FOUND"],
+        cells=lambda r: [r.guid, r.inn, r.name, r.user_id, r.strategy, ", ".join(r.kinds), r.details()],
+    ):
+        click.echo(f"{len(rows)} conflicts")
 
 
 @links_group.command("refresh")
