@@ -25,7 +25,7 @@ from syncd import ledger
 from syncd.bitrix.hlblock import ApplyCounts, ApplyOptions, Blocks, HeldByGuard, apply_export
 from syncd.bitrix.migrate import check_blocks
 from syncd.bitrix.schema import block_specs
-from syncd.bitrix.users import check_link_by, load_linker
+from syncd.bitrix.users import Linker, check_link_by, load_linker
 from syncd.config import Config
 from syncd.db import db_reason, make_engine, safe_url
 from syncd.errors import (
@@ -153,6 +153,7 @@ class Runner:
         self.should_stop = should_stop
         self.on_file = on_file
         self.blocks = Blocks.from_specs(block_specs(cfg.bitrix.blocks))
+        self.linker = Linker()
 
     # -------------------------------------------------------------- database
 
@@ -175,6 +176,9 @@ class Runner:
         result = RunResult(started=ledger.utcnow())
         try:
             self._check_database()
+            # One load of the links per run: every file and the closing relink use the same ones.
+            with self.engine.connect() as conn:
+                self.linker = load_linker(conn, self.cfg.bitrix.link_by)
             state = _State(self.cfg.state.dir, self.cfg.state.keep_applied)
             with ExitStack() as stack:
                 source = stack.enter_context(open_source(self.cfg.source))
@@ -215,8 +219,7 @@ class Runner:
         written under an older set of links. A relink reads every row, so it runs only when the links
         themselves changed since the last one (their fingerprint is kept in state.dir).
         """
-        with self.engine.connect() as conn:
-            linker = load_linker(conn, self.cfg.bitrix.link_by)
+        linker = self.linker
         fingerprint = linker.fingerprint()
         stamp = state.root / "links.fingerprint"
         try:
@@ -323,13 +326,12 @@ class Runner:
 
         try:
             with self.engine.begin() as conn:
-                linker = load_linker(conn, self.cfg.bitrix.link_by)
                 with (
                     open_export(item.path, name=remote.name, source_tz=self.cfg.source.timezone) as export,
                     _records(export.counterparties()) as records,
                 ):
                     counts = apply_export(
-                        conn, self.blocks, export.header, records, linker, options,
+                        conn, self.blocks, export.header, records, self.linker, options,
                         progress=tick, name=remote.name,
                     )
                 entry = self._entry(remote, item.sha256, header, ledger.APPLIED)
