@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Table, create_engine, select, text
 
 from syncd import ledger
 from syncd.bitrix import core
@@ -76,22 +76,21 @@ def syncd(*args: str | Path, extra_env: Mapping[str, str] | None = None,
                           timeout=timeout, env=env(**(extra_env or {})))
 
 
-def imports(db_url: str) -> list[dict[str, Any]]:
+def _rows(db_url: str, table: Table) -> list[dict[str, Any]]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(ledger.imports).order_by(ledger.imports.c.id))]
+            return [dict(r._mapping) for r in conn.execute(select(table).order_by(table.c.id))]
     finally:
         engine.dispose()
+
+
+def imports(db_url: str) -> list[dict[str, Any]]:
+    return _rows(db_url, ledger.imports)
 
 
 def runs(db_url: str) -> list[dict[str, Any]]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(ledger.runs).order_by(ledger.runs.c.id))]
-    finally:
-        engine.dispose()
+    return _rows(db_url, ledger.runs)
 
 
 def sql(db_url: str, statement: str) -> Any:

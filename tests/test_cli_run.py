@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from syncd.bitrix import core
-from syncd.bitrix.migrate import migrate, upgrade_own_tables
-from syncd.config import from_mapping
-from syncd.db import make_engine
 from tests.exports import counterparty, guid, json_export, xml_export
+from tests.ops_helpers import syncd
 from tests.rig.sshd import SshServer
 
 
@@ -42,21 +36,6 @@ dir = "{tmp_path / 'state'}"
         encoding="utf-8",
     )
     return path
-
-
-def prepare(db_url: str) -> None:
-    cfg = from_mapping({"source": {"type": "local", "path": "/"}, "database": {"url": db_url}})
-    engine = make_engine(cfg.database)
-    core.create_stand_in_core(engine)
-    upgrade_own_tables(engine)
-    migrate(engine, cfg.bitrix)
-    engine.dispose()
-
-
-def syncd(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"}
-    return subprocess.run([sys.executable, "-m", "syncd", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env=env)
 
 
 def debts(db_url: str) -> dict[str, float]:
