@@ -41,6 +41,16 @@ def counterparty(
     return cp
 
 
+def _header(export_id: str | None, generated_at: str, mode: str | None, payments_from: str | None) -> dict[str, Any]:
+    """The header keys in the contract's order; absent optional ones left out."""
+    head: dict[str, Any] = {"formatVersion": 1, "exportId": export_id or str(uuid.uuid4()), "generatedAt": generated_at}
+    if mode is not None:
+        head["mode"] = mode
+    if payments_from is not None:
+        head["paymentsFrom"] = payments_from
+    return head
+
+
 def xml_export(
     counterparties: Sequence[Cp],
     *,
@@ -51,11 +61,7 @@ def xml_export(
     summary: bool = True,
     encoding: str = "UTF-8",
 ) -> bytes:
-    root = {"formatVersion": "1", "exportId": export_id or str(uuid.uuid4()), "generatedAt": generated_at}
-    if mode is not None:
-        root["mode"] = mode
-    if payments_from is not None:
-        root["paymentsFrom"] = payments_from
+    root = {k: str(v) for k, v in _header(export_id, generated_at, mode, payments_from).items()}
     out = [f'<?xml version="1.0" encoding="{encoding}"?>']
     out.append("<SettlementsExport " + " ".join(f"{k}={quoteattr(v)}" for k, v in root.items()) + ">")
     n_pay = n_doc = 0
@@ -96,11 +102,7 @@ def json_export(
     payments_from: str | None = None,
     summary: bool = True,
 ) -> bytes:
-    doc: dict[str, Any] = {"formatVersion": 1, "exportId": export_id or str(uuid.uuid4()), "generatedAt": generated_at}
-    if mode is not None:
-        doc["mode"] = mode
-    if payments_from is not None:
-        doc["paymentsFrom"] = payments_from
+    doc = _header(export_id, generated_at, mode, payments_from)
     doc["counterparties"] = list(counterparties)
     if summary:
         doc["summary"] = {
