@@ -65,6 +65,22 @@ class Counterparty:
     last_payment: LastPayment | None = None
     payments: list[Payment] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
+    # What the writer records as applied for it (see Unchanged); None when the reader was not asked.
+    digest: str | None = None
+
+
+@dataclass(slots=True)
+class Unchanged:
+    """A counterparty whose bytes in the file are exactly those syncd last applied for it.
+
+    The reader checks its ids (they count towards the file's uniqueness checks) but does not parse
+    its values: they were valid when they were applied, and the writer only confirms its rows.
+    """
+
+    id: str
+    digest: str
+    payments: int
+    documents: int
 
 
 @dataclass(frozen=True, slots=True)

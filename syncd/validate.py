@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol, cast
 
 from syncd.errors import ExportError
-from syncd.records import Counterparty, Document, Header, LastPayment, Payment, Summary
+from syncd.records import Counterparty, Document, Header, LastPayment, Payment, Summary, Unchanged
 from syncd.values import (
     non_negative,
     non_zero,
@@ -95,6 +95,17 @@ class RawCounterparty:
     last_payment: Fields | None = None
     payments: Sequence[Fields] = ()
     documents: Sequence[Fields] = ()
+    # The counterparty's own bytes (XML) or a serialisation of what was read (JSON), when the checker
+    # has known digests to compare with (`Checker.known`).
+    content: bytes | None = None
+
+
+class KnownDigests(Protocol):
+    """What the writer last applied, per counterparty (syncd.bitrix.hlblock.DigestIndex)."""
+
+    def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str: ...
+
+    def __contains__(self, digest: object) -> bool: ...
 
 
 # How each field is parsed on the slow path (a record with a problem), and checked.
@@ -142,6 +153,9 @@ class Checker:
         self.summary_where: str | None = None
         self._totals = totals
         self._warned: set[str] = set()
+        # Set by the caller before reading records: counterparties whose digest it knows are checked
+        # for their ids only (see unchanged()).
+        self.known: KnownDigests | None = None
         self._cp_hashes = [array("q") for _ in range(_BUCKETS)]
         self._payment_hashes = [array("q") for _ in range(_BUCKETS)]
         self._document_hashes = [array("q") for _ in range(_BUCKETS)]
@@ -332,6 +346,41 @@ class Checker:
             tally.payments_sum += sum((p.sum for p in payments), _ZERO)
             tally.outstanding += sum((d.outstanding for d in documents), _ZERO)
         return record
+
+    def digest(self, raw: RawCounterparty) -> tuple[str, str] | None:
+        """(id, digest) of a counterparty as read, or None when there is nothing to compare it with.
+
+        A value that does not parse gives None: the full check that follows reports it.
+        """
+        known, content = self.known, raw.content
+        if known is None or content is None:
+            return None
+        attrs = raw.attrs
+        try:
+            cid = parse_guid(attrs.get("id"))
+            if cid is None:
+                return None
+            return cid, known.digest(cid, parse_inn(attrs.get("inn")), parse_kpp(attrs.get("kpp")), content)
+        except (ValueError, AttributeError):
+            return None
+
+    def unchanged(self, raw: RawCounterparty, cid: str, digest: str) -> Unchanged:
+        """A counterparty whose digest the writer knows: the same bytes passed every check when they
+        were applied, so only what depends on the rest of the file is checked: ids and counts."""
+        self.tally.counterparties += 1
+        h = hash(cid)
+        self._cp_hashes[h & 0xFF].append(h)
+        buckets = self._payment_hashes
+        for item in raw.payments:
+            h = hash(parse_guid(item.get("id")))
+            buckets[h & 0xFF].append(h)
+        buckets = self._document_hashes
+        for item in raw.documents:
+            h = hash((parse_guid(item.get("id")), parse_date(item.get("dueDate"))))
+            buckets[h & 0xFF].append(h)
+        self.tally.payments += len(raw.payments)
+        self.tally.documents += len(raw.documents)
+        return Unchanged(cid, digest, len(raw.payments), len(raw.documents))
 
     def _counterparty_problems(self, raw: RawCounterparty) -> str | None:
         """Slow path: report every bad field of the counterparty; return its id if that one is good."""
@@ -627,4 +676,20 @@ def records_of(checker: Checker, raws: Iterable[RawCounterparty]) -> Iterator[Co
     for raw in raws:
         record = convert(raw)
         if record is not None:
+            yield record
+
+
+def changes_of(checker: Checker, raws: Iterable[RawCounterparty], known: KnownDigests
+               ) -> Iterator[Counterparty | Unchanged]:
+    """Like records_of, but a counterparty whose digest `known` holds comes out as Unchanged, unparsed."""
+    checker.known = known
+    convert, digest_of, unchanged = checker.counterparty, checker.digest, checker.unchanged
+    for raw in raws:
+        found = digest_of(raw)
+        if found is not None and found[1] in known:
+            yield unchanged(raw, *found)
+            continue
+        record = convert(raw)
+        if record is not None:
+            record.digest = found[1] if found is not None else None
             yield record

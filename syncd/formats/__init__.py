@@ -6,7 +6,9 @@ Public functions (the rest of syncd uses only these):
 - `open_export(path, name=…, source_tz=…)`: a context manager giving an `Export` whose
   `counterparties()` streams validated `Counterparty` records. It raises `ExportError` at the
   first problem, including, after the last record, a summary count mismatch or an id seen twice.
-  Memory does not grow with the file.
+  Memory does not grow with the file. `changes(known)` streams the same, except that a
+  counterparty whose digest the writer already holds comes out as `Unchanged`: its ids are checked,
+  its values are not parsed (the writer only confirms its rows).
 
 `name` is the file name used in messages; `source_tz` is the zone of naive datetimes.
 
@@ -28,8 +30,8 @@ from typing import IO, Final, Protocol, cast
 from syncd.errors import ExportError
 from syncd.formats.json import JsonReader
 from syncd.formats.xml import XmlReader
-from syncd.records import Counterparty, Header
-from syncd.validate import Checker, Dialect, RawCounterparty, records_of
+from syncd.records import Counterparty, Header, Unchanged
+from syncd.validate import Checker, Dialect, KnownDigests, RawCounterparty, changes_of, records_of
 
 __all__ = ["Export", "open_export", "read_header"]
 
@@ -196,19 +198,30 @@ def read_header(path: Path, *, name: str, source_tz: tzinfo) -> Header:
 class Export:
     """An open export: its header, and its counterparties streamed once."""
 
-    def __init__(self, header: Header, records: Iterator[Counterparty], finish: Callable[[], None]) -> None:
+    def __init__(self, header: Header, checker: Checker, raws: Iterator[RawCounterparty],
+                 finish: Callable[[], None]) -> None:
         self.header = header
-        self._records = records
+        self._checker = checker
+        self._raws = raws
         self._finish = finish
         self._started = False
+
+    def _once(self) -> None:
+        if self._started:
+            raise RuntimeError("an Export's records can be iterated only once")
+        self._started = True
 
     def counterparties(self) -> Iterator[Counterparty]:
         """Validated counterparties in file order. After the last one, the whole-file checks run
         (summary counts, ids seen twice), so a consumer must not commit before this is exhausted."""
-        if self._started:
-            raise RuntimeError("Export.counterparties() can be iterated only once")
-        self._started = True
-        yield from self._records
+        self._once()
+        yield from records_of(self._checker, self._raws)
+        self._finish()
+
+    def changes(self, known: KnownDigests) -> Iterator[Counterparty | Unchanged]:
+        """Like counterparties(), but those whose digest `known` holds come out as Unchanged, unparsed."""
+        self._once()
+        yield from changes_of(self._checker, self._raws, known)
         self._finish()
 
 
@@ -221,7 +234,7 @@ def open_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Export]
         header = reader.header()
         assert header is not None  # a strict checker raises instead
         rescan = _rescanner(path, name, source_tz)
-        yield Export(header, records_of(checker, reader.records()), lambda: checker.finish(rescan))
+        yield Export(header, checker, reader.records(), lambda: checker.finish(rescan))
 
 
 Scan = tuple[Checker, "Header | None", Iterator[Counterparty], Callable[[], Iterator[RawCounterparty]]]

@@ -16,6 +16,7 @@ stream (header keys may in principle come last); 1C's exports put them first.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Final
@@ -189,8 +190,12 @@ class JsonReader:
                 for key in item:
                     if key not in _COUNTERPARTY_KEYS:
                         checker.unknown(f"key {key!r} in counterparty", f"counterparty #{index}")
+            # ijson builds the same objects from the same bytes, so their pickle is as good a digest
+            # input as the bytes (and ~3x cheaper than repr()).
+            content = pickle.dumps(item, 5) if checker.known is not None else None
             yield RawCounterparty(index, None, item, item, item.get("lastPayment"),
-                                  self._list(item, "payments", index), self._list(item, "openDocuments", index))
+                                  self._list(item, "payments", index), self._list(item, "openDocuments", index),
+                                  content)
         self._trailer()
 
     def _list(self, item: dict[str, Any], key: str, index: int) -> list[Any]:

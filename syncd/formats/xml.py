@@ -156,7 +156,10 @@ class XmlReader:
                 checker.problem(f"{tag} must be inside {holder}", where=f"line {child.sourceline}")
             else:
                 checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
-        return RawCounterparty(index, line, elem, values, last, payments, documents)
+        # The digest is of the element as the parser read it: serialising it again in C is ~10 µs,
+        # against ~100 µs to parse and check its values.
+        content = etree.tostring(elem, encoding="utf-8", with_tail=False) if checker.known is not None else None
+        return RawCounterparty(index, line, elem, values, last, payments, documents, content)
 
     def _note_children(self, holder: Any, expected: str) -> None:
         for child in holder:
