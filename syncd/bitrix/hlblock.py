@@ -13,9 +13,14 @@ than that are exactly the counterparties the file no longer lists.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import hashlib
 import itertools
+import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -23,13 +28,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
+from syncd import __version__
 from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
 from syncd.ledger import counterparty_state
-from syncd.records import Counterparty, Header
+from syncd.records import Counterparty, Header, Unchanged
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -37,6 +44,53 @@ T = TypeVar("T")
 BATCH = 1000  # counterparties per batch: ~10k payments, IN-lists well under max_allowed_packet
 CHUNK = 5000  # rows or ids per statement
 _NEW_ID = 1 << 62  # ranks rows not inserted yet after every existing row ID
+_STATEMENT_BYTES = 1 << 20  # per INSERT: the size PyMySQL's executemany used; far below max_allowed_packet
+_DUPLICATE_KEY = 1062  # MySQL's ER_DUP_ENTRY
+# What a string literal must escape, in either quoting mode; most values (GUIDs, names) have none of it.
+_NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]")
+
+
+class _Sender:
+    """Runs the writer's INSERTs from a thread of its own, so the server stores one chunk while the
+    writer builds the next (on a first load they are most of the time, and the server's share alone
+    is as long as the Python work).
+
+    At most `depth` statements wait; anything else on the connection goes through Writer.conn, which
+    waits for them first, so statements run in the writer's order and the transaction is the same.
+    An error in a statement surfaces at the next wait. SQLite (the demo) runs them inline: its
+    connections belong to one thread.
+    """
+
+    def __init__(self, conn: Connection, depth: int = 3) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="syncd-sql") if conn.dialect.name != "sqlite" else None
+        self._pending: collections.deque[Future[None]] = collections.deque()
+        self._depth = depth
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            fn(*args)
+            return
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self, *, failing: bool = False) -> None:
+        """Wait for the statements handed over. When the apply is failing anyway, the queued ones are
+        dropped and their errors ignored: the caller only needs the connection back, to roll back."""
+        try:
+            if failing:
+                for f in self._pending:
+                    f.cancel()
+            else:
+                self.drain()
+        finally:
+            self._pending.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 @dataclass
@@ -64,6 +118,64 @@ class ApplyCounts:
 
 class HeldByGuard(Exception):
     """The export would take the debts off too many counterparties; it needs an admin's approval."""
+
+
+class StaleDigests(Exception):
+    """A counterparty came as Unchanged but its stored digest differs: apply the file again without the index."""
+
+
+def _salt(options: ApplyOptions, payments_from: datetime | None, source_tz: tzinfo | None) -> bytes:
+    # Whatever changes how a counterparty's rows come out, or whether its bytes are valid, belongs in
+    # its digest: the site's zone, the payments window, the zone of the file's times, syncd's rules.
+    return repr((str(options.bitrix_tz), payments_from, str(source_tz), __version__)).encode()
+
+
+class DigestIndex:
+    """The digests of what syncd last applied, so the reader can tell an unchanged counterparty before
+    parsing it (syncd.validate.KnownDigests).
+
+    A digest covers the counterparty's bytes in the file, its site user and the salt (see _salt); the
+    writer stores it per counterparty in syncd_counterparty_state. The index holds the first 8 bytes
+    of every digest that is still trusted and whose balance row exists, sorted in an array: 8 bytes
+    per counterparty. The writer compares the whole digest before it trusts a match (StaleDigests).
+    """
+
+    def __init__(self, salt: bytes, linker: Linker, digests: Iterable[str]) -> None:
+        self._salt = salt
+        self._user_for = linker.user_for
+        self._keys = array("q", sorted(_key(d) for d in digests))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
+        head = f"{guid}|{self._user_for(guid, inn, kpp)}|".encode()
+        return hashlib.blake2b(self._salt + head + content, digest_size=16).hexdigest()
+
+    def __contains__(self, digest: object) -> bool:
+        if not isinstance(digest, str):
+            return False
+        key = _key(digest)
+        keys = self._keys
+        i = bisect.bisect_left(keys, key)
+        return i < len(keys) and keys[i] == key
+
+
+def _key(digest: str) -> int:
+    return int.from_bytes(bytes.fromhex(digest[:16]), "big", signed=True)
+
+
+def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linker, options: ApplyOptions,
+                 source_tz: tzinfo) -> DigestIndex:
+    """The index for applying `header`'s export in the caller's transaction (the writer reads the same snapshot)."""
+    writer = Writer(conn, blocks, header, linker, options)
+    st, bal = counterparty_state, blocks.balance
+    q = (
+        select(st.c.digest)
+        .join(bal, bal.c.UF_CONTRACTOR_XML_ID == st.c.guid)
+        .where(st.c.checked_at >= writer.trust_after)
+    )
+    return DigestIndex(_salt(options, writer.payments_from, source_tz), linker, conn.execute(q).scalars())
 
 
 @dataclass(frozen=True)
@@ -131,7 +243,8 @@ class Writer:
         name: str = "export",
     ):
         self.name = name
-        self.conn = conn
+        self._conn = conn
+        self._sender = _Sender(conn)
         self.b = blocks
         self.header = header
         self.linker = linker
@@ -155,6 +268,12 @@ class Writer:
         self._newest: dict[str, tuple[datetime, int, float]] = {}
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def conn(self) -> Connection:
+        """The connection, once the INSERTs handed to the sender have run (statements keep their order)."""
+        self._sender.drain()
+        return self._conn
 
     def _local(self, moment: datetime) -> datetime:
         """An aware datetime as Bitrix stores it: naive, in the site's zone, whole seconds."""
@@ -184,21 +303,58 @@ class Writer:
     def _insert(self, table: Table, rows: list[Row]) -> None:
         if not rows:
             return
-        if self.conn.dialect.name in ("mysql", "mariadb"):
-            # Tuples straight to PyMySQL's executemany (still one multi-row INSERT per ~1 MB): the
-            # columns need no bind processing, and SQLAlchemy's per-row parameter handling was ~10%
-            # of a first load's client time.
-            cols = list(rows[0])
-            prep = self.conn.dialect.identifier_preparer
-            sql = (
-                f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(c) for c in cols)}) "
-                f"VALUES ({', '.join(['%s'] * len(cols))})"
-            )
+        if self.conn.dialect.name not in ("mysql", "mariadb"):
             for chunk in _chunks(rows):
-                self.conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in chunk])
+                self.conn.execute(table.insert(), list(chunk))
             return
-        for chunk in _chunks(rows):
-            self.conn.execute(table.insert(), list(chunk))
+        # Multi-row INSERTs rendered here: PyMySQL's executemany escapes each value through a
+        # type-dispatching converter, which was a quarter of a first load's time. The values are of
+        # five known types; strings go through the connection's own escaping (it follows the
+        # server's NO_BACKSLASH_ESCAPES mode).
+        cols = list(rows[0])
+        prep = self.conn.dialect.identifier_preparer
+        head = f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(c) for c in cols)}) VALUES "
+        escape = self._conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
+        needs_escape = _NEEDS_ESCAPE.search
+        parts: list[str] = []
+        size = 0
+        for row in rows:
+            values = []
+            for v in row.values():
+                kind = type(v)
+                if v is None:
+                    values.append("NULL")
+                elif kind is str:
+                    values.append("'" + (v if needs_escape(v) is None else escape(v)) + "'")
+                elif kind is float or kind is int:
+                    values.append(repr(v))
+                elif kind is datetime:
+                    values.append("'" + v.isoformat(" ") + "'")
+                elif kind is date:
+                    values.append("'" + v.isoformat() + "'")
+                else:  # pragma: no cover - the writer builds rows of the types above only
+                    raise TypeError(f"cannot write {kind.__name__} to {table.name}")
+            part = "(" + ",".join(values) + ")"
+            parts.append(part)
+            size += len(part)
+            if size >= _STATEMENT_BYTES:
+                self._sender.submit(self._send_insert, table, head, parts)
+                parts, size = [], 0
+        if parts:
+            self._sender.submit(self._send_insert, table, head, parts)
+
+    def _send_insert(self, table: Table, head: str, parts: list[str]) -> None:
+        try:
+            # no_parameters: the text is final; with parameters PyMySQL would apply % formatting to it.
+            self._conn.exec_driver_sql(head + ",".join(parts), execution_options={"no_parameters": True})
+        except IntegrityError as exc:
+            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+            if code != _DUPLICATE_KEY:
+                raise
+            detail = exc.orig.args[1] if len(exc.orig.args) > 1 else exc.orig  # type: ignore[union-attr]
+            raise ExportError(
+                self.name, f"an id is listed more than once ({table.name}: {detail}); ids must be unique in the file",
+            ) from None
 
     def _delete_ids(self, table: Table, ids: list[int]) -> None:
         for chunk in _chunks(ids):
@@ -234,8 +390,24 @@ class Writer:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, counterparties: Iterable[Counterparty]) -> ApplyCounts:
+    def apply(self, counterparties: Iterable[Counterparty | Unchanged]) -> ApplyCounts:
+        try:
+            counts = self._apply(counterparties)
+        except BaseException:
+            # The caller rolls back on this connection, which the sender may still be using.
+            self._sender.close(failing=True)
+            raise
+        self._sender.close()
+        return counts
+
+    def _apply(self, counterparties: Iterable[Counterparty | Unchanged]) -> ApplyCounts:
         known_before = self.conn.execute(select(func.count()).select_from(self.b.balance)).scalar_one()
+        # A block that was empty when the file started holds only rows this file wrote, and the file's
+        # counterparties and payments are each listed once (the reader checks; a repeat that meets its
+        # twin in the database is a unique-key error, reported as the file's fault in _insert): so
+        # looking them up cannot find anything. On a first load that is most of the SELECTs.
+        self._balance_empty = not known_before
+        self._payments_empty = self.conn.execute(select(self.b.payments.c.ID).limit(1)).first() is None
         for batch in _batches(counterparties, BATCH):
             self._apply_batch(batch)
             if self.progress:
@@ -244,39 +416,48 @@ class Writer:
             self._apply_missing(int(known_before))
         return self.counts
 
-    def _apply_batch(self, batch: list[Counterparty]) -> None:
+    def _apply_batch(self, batch: list[Counterparty | Unchanged]) -> None:
         bal = self.b.balance
         ids = [cp.id for cp in batch]
         # Only what decides the path; whole rows are read below for the counterparties that changed.
         path_cols = ("ID", "UF_CONTRACTOR_XML_ID", "UF_UPDATED_AT")
-        rows = self._select_in(bal, "UF_CONTRACTOR_XML_ID", ids, columns=path_cols)
+        rows = [] if self._balance_empty else self._select_in(bal, "UF_CONTRACTOR_XML_ID", ids, columns=path_cols)
         stamps = {r["UF_CONTRACTOR_XML_ID"]: r for r in rows}
         current: list[Counterparty] = []
+        same: list[Unchanged] = []
         for cp in batch:
             row = stamps.get(cp.id)
             stamp = row["UF_UPDATED_AT"] if row else None
             if stamp is not None and stamp > self.as_of:
                 self.counts.skipped_newer += 1
                 self.counts.balance.unchanged += 1
+            elif type(cp) is Unchanged:
+                same.append(cp)
             else:
-                current.append(cp)
+                current.append(cp)  # type: ignore[arg-type]
         self.counts.counterparties += len(batch)
-        if not current:
+        if not current and not same:
             return
         # One lookup per counterparty: the digest and all three blocks need its user.
         self._users = {cp.id: self.linker.user_for(cp.id, cp.inn, cp.kpp) for cp in current}
-        digests = {cp.id: self._digest(cp) for cp in current}
-        stored = self._stored_digests(list(digests))
+        digests = {cp.id: cp.digest or self._digest(cp) for cp in current}
+        # Stored digests only count for counterparties with a balance row (see below).
+        stored = self._stored_digests([*(g for g in digests if g in stamps), *(u.id for u in same)])
         changed: list[Counterparty] = []
         confirm: list[int] = []
+        for u in same:
+            row, old = stamps.get(u.id), stored.get(u.id)
+            if row is None or old is None or old[0] != u.digest:
+                raise StaleDigests(u.id)
+            self._count_unchanged(u.payments, u.documents)
+            if row["UF_UPDATED_AT"] != self.as_of:
+                confirm.append(row["ID"])
         for cp in current:
             old = stored.get(cp.id)
             row = stamps.get(cp.id)
             if row is not None and old is not None and old[0] == digests[cp.id] and old[1] >= self.trust_after:
                 # The file says exactly what syncd last wrote for it: nothing to read back or compare.
-                self.counts.balance.unchanged += 1
-                self.counts.payments.unchanged += len(cp.payments)
-                self.counts.documents.unchanged += len(cp.documents)
+                self._count_unchanged(len(cp.payments), len(cp.documents))
                 if row["UF_UPDATED_AT"] != self.as_of:
                     confirm.append(row["ID"])
             else:
@@ -293,10 +474,16 @@ class Writer:
         self._apply_balance(changed, existing)
         self._store_digests([(cp.id, digests[cp.id]) for cp in changed])
 
+    def _count_unchanged(self, payments: int, documents: int) -> None:
+        self.counts.balance.unchanged += 1
+        self.counts.payments.unchanged += payments
+        self.counts.documents.unchanged += documents
+
     # ------------------------------------------------------------------ digests
 
     def _digest(self, cp: Counterparty) -> str:
-        # The records' repr is exact (Decimals, aware datetimes) and ~50 µs a counterparty: cheaper than reading back.
+        # Records read without a DigestIndex (the digest of the file's bytes) get one of their repr, which
+        # is exact (Decimals, aware datetimes) and ~50 µs a counterparty: cheaper than reading rows back.
         user = self._users[cp.id]
         return hashlib.blake2b(repr((self._salt, user, cp)).encode(), digest_size=16).hexdigest()
 
@@ -346,7 +533,7 @@ class Writer:
         stale: list[int] = []
         existing: dict[str, Row] = {}
         rest = file_ids
-        if self.payments_from is not None:
+        if self.payments_from is not None and not self._payments_empty:
             # One read serves the diff and the cancelled-payment check: the window's rows of these
             # counterparties. A payment in the window that the file no longer lists was cancelled.
             listed = set(file_ids)
@@ -357,9 +544,10 @@ class Writer:
             stale = [r["ID"] for r in in_window if r["UF_PAYMENT_XML_ID"] not in listed]
             # Listed but not found there: dated before the window, or stored under another counterparty.
             rest = [i for i in file_ids if i not in existing]
-        existing.update(
-            (r["UF_PAYMENT_XML_ID"], r) for r in self._select_in(t, "UF_PAYMENT_XML_ID", rest, columns=cols)
-        )
+        if not self._payments_empty:
+            existing.update(
+                (r["UF_PAYMENT_XML_ID"], r) for r in self._select_in(t, "UF_PAYMENT_XML_ID", rest, columns=cols)
+            )
         inserts: list[Row] = []
         updates: list[Row] = []
         self._newest = {}
@@ -571,13 +759,14 @@ def apply_export(
     conn: Connection,
     blocks: Blocks,
     header: Header,
-    counterparties: Iterable[Counterparty],
+    counterparties: Iterable[Counterparty | Unchanged],
     linker: Linker,
     options: ApplyOptions,
     progress: Callable[[int], None] | None = None,
     name: str = "export",
 ) -> ApplyCounts:
-    """Apply one export in the caller's transaction. Raises HeldByGuard or ExportError (caller rolls back)."""
+    """Apply one export in the caller's transaction. Raises HeldByGuard, ExportError or StaleDigests
+    (caller rolls back)."""
     return Writer(conn, blocks, header, linker, options, progress, name).apply(counterparties)
 
 
