@@ -1,0 +1,148 @@
+"""Counterparties unchanged since the last apply (digest of their bytes), first loads, INSERT rendering.
+
+The reader digests each counterparty's own bytes; one whose digest the writer holds comes out as
+`Unchanged`, unparsed, and is only confirmed. These tests pin what that must never change: the ids
+of unchanged counterparties still count for the file's checks, a changed byte is never taken for
+unchanged, a doubtful match falls back to a full parse, and every value reaches the database exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from syncd.bitrix import hlblock
+from syncd.bitrix.hlblock import ApplyOptions, DigestIndex, _salt
+from syncd.bitrix.users import Linker
+from syncd.errors import ExportError
+from syncd.formats import open_export
+from syncd.records import Counterparty, Unchanged
+from tests.exports import counterparty, guid, json_export, xml_export
+from tests.site import Site, make_site
+
+MSK = ZoneInfo("Europe/Moscow")
+EXPORTS = {"xml": xml_export, "json": json_export}
+
+
+@pytest.fixture
+def site(bitrix_db_url: str, tmp_path: Path) -> Iterator[Site]:
+    s = make_site(bitrix_db_url, tmp_path, migrated=True)
+    yield s
+    s.engine.dispose()
+
+
+def _index(known: list[str]) -> DigestIndex:
+    return DigestIndex(_salt(ApplyOptions(bitrix_tz=MSK), None, MSK), Linker(), known)
+
+
+def _changes(path: Path, index: DigestIndex) -> list[Counterparty | Unchanged]:
+    with open_export(path, name=path.name, source_tz=MSK) as export:
+        return list(export.changes(index))
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_a_known_counterparty_comes_out_unparsed_and_a_changed_one_in_full(tmp_path: Path, fmt: str) -> None:
+    cps = [counterparty(1, payments=3, documents=2), counterparty(2, payments=1)]
+    path = tmp_path / f"a.{fmt}"
+    path.write_bytes(EXPORTS[fmt](cps))
+    first = _changes(path, _index([]))
+    assert all(type(r) is Counterparty and r.digest for r in first)
+    digests = {r.id: r.digest for r in first if isinstance(r, Counterparty)}
+
+    again = _changes(path, _index([digests[guid(1)]]))
+
+    assert again[0] == Unchanged(guid(1), digests[guid(1)], payments=3, documents=2)
+    assert type(again[1]) is Counterparty and again[1].digest == digests[guid(2)]
+    # One changed value (the debt) is a new digest: parsed and compared in full.
+    cps[0]["debt"] = "1000.01"
+    path.write_bytes(EXPORTS[fmt](cps))
+    changed = _changes(path, _index(list(digests.values())))
+    assert type(changed[0]) is Counterparty and changed[0].digest != digests[guid(1)]
+    assert type(changed[1]) is Unchanged
+
+
+def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path) -> None:
+    cp1 = counterparty(1, payments=2)
+    path = tmp_path / "a.xml"
+    path.write_bytes(xml_export([cp1]))
+    [record] = _changes(path, _index([]))
+    assert isinstance(record, Counterparty) and record.digest
+    # The second counterparty lists a payment id the unchanged first one already has.
+    cp2 = counterparty(2, payments=1)
+    cp2["payments"][0]["id"] = cp1["payments"][0]["id"]
+    path.write_bytes(xml_export([cp1, cp2]))
+
+    with pytest.raises(ExportError) as e:
+        _changes(path, _index([record.digest]))
+
+    assert f"payment id {guid(1000, 1)} is listed 2 times" in str(e.value)
+
+
+def test_a_digest_that_matches_only_in_its_prefix_falls_back_to_a_full_parse(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    cps = [counterparty(n, payments=2, documents=1) for n in range(1, 4)]
+    site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
+    assert site.run().exit_code == 0
+    with site.engine.begin() as conn:
+        # Same first 8 bytes (what the index keeps), different digest: as two digests colliding would.
+        conn.execute(text("UPDATE syncd_counterparty_state SET digest = CONCAT(LEFT(digest, 16), REPEAT('0', 16)) "
+                          "WHERE guid = :g"), {"g": guid(2)})
+        conn.execute(text("UPDATE contractor_balance SET UF_DEBT = 1 WHERE UF_CONTRACTOR_XML_ID = :g"),
+                     {"g": guid(2)})
+    cps[2]["debt"] = "3000.00"
+    site.drop("settlements_2.xml", xml_export(cps, generated_at="2026-11-25T11:00:00"))
+
+    with caplog.at_level(logging.INFO, logger="syncd"):
+        result = site.run()
+
+    assert [(f.name, f.status) for f in result.files] == [("settlements_2.xml", "applied")]
+    assert f"the stored digest of counterparty {guid(2)} differs; applying with a full parse" in caplog.text
+    bal = site.balance()
+    # The full parse compared counterparty 2's rows and put the hand edit right; 3 took its new debt.
+    assert (bal[guid(2)]["UF_DEBT"], bal[guid(3)]["UF_DEBT"]) == (1000.0, 3000.0)
+    [_, entry] = site.imports()
+    assert (entry["balance_updated"], entry["balance_unchanged"]) == (2, 1)
+
+
+def test_values_reach_the_database_exactly_whatever_characters_they_hold(site: Site) -> None:
+    awkward = "ООО \"Рога & Копыта\" 'Север' 100% \\ скидка; DROP TABLE x; --"
+    purpose = "Оплата 20%, НДС 'включён'\nвторая строка \\n\t конец"
+    cp = counterparty(1, payments=1, documents=1, name=awkward)
+    cp["payments"][0]["purpose"] = purpose
+    cp["payments"][0]["number"] = "%s%d'%"
+    cp["openDocuments"][0]["number"] = "\\x00'\""
+    site.drop("settlements_1.json", json_export([cp]))
+
+    assert site.run().exit_code == 0
+
+    assert site.balance()[guid(1)]["UF_NAME"] == awkward
+    payment = site.payments()[guid(1000, 1)]
+    assert (payment["UF_PURPOSE"], payment["UF_NUMBER"]) == (purpose, "%s%d'%")
+    assert site.documents()[0]["UF_NUMBER"] == "\\x00'\""
+
+
+@pytest.mark.parametrize(("repeat", "found_by"), [(2, "an id is listed more than once"), (4, "is listed 2 times")])
+def test_a_payment_id_repeated_across_batches_of_a_first_load_rejects_the_file(
+    site: Site, monkeypatch: pytest.MonkeyPatch, repeat: int, found_by: str
+) -> None:
+    # Two counterparties per batch: the repeat meets its twin in the database, not in its own batch.
+    # In the second batch the unique key finds it; in the last one the reader's check at the end of
+    # the file comes first. Either way the id is named and nothing is written.
+    monkeypatch.setattr(hlblock, "BATCH", 2)
+    cps = [counterparty(n, payments=1) for n in range(1, 6)]
+    cps[repeat]["payments"][0]["id"] = cps[0]["payments"][0]["id"]
+    site.drop("settlements_1.xml", xml_export(cps))
+
+    result = site.run()
+
+    [f] = result.files
+    assert f.status == "rejected"
+    assert guid(1000, 1) in f.message and found_by in f.message, f.message
+    assert site.snapshot() == ([], [], [])
+    assert (site.exports / "failed" / "settlements_1.xml").exists()
