@@ -17,7 +17,7 @@ stream (header keys may in principle come last); 1C's exports put them first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from typing import Any, Final
 
 import ijson
@@ -158,8 +158,8 @@ class JsonReader:
         self._array = top.array_started
 
     def _scan_for_late_header(self) -> None:
-        quiet = Checker(self.file, self.checker.source_tz, dialect="json", strict=False, quiet=True)
-        with self._reopen() as (stream, _):
+        with (closing(Checker(self.file, self.checker.source_tz, dialect="json", strict=False, quiet=True)) as quiet,
+              self._reopen() as (stream, _)):
             late = JsonReader(stream, quiet, self._reopen)
             late._find_array()
             for _ in late._items(build=False):
