@@ -8,16 +8,16 @@ A `Checker` is strict (`open_export`: the first problem raises `ExportError`) or
 (`check_file`: every problem is recorded and reading goes on).
 
 Ids must be unique in the whole file, and a file may hold millions of payments. Keeping every id
-string would cost hundreds of bytes per payment, so the first pass keeps one 64-bit hash per id in
-256 `array('q')` buckets (8 bytes each) and compares them at the end, one small bucket at a time.
-Only if two hashes are equal does a second pass over the file look for the actual ids, so a hash
-collision never becomes a reported problem.
+string would cost hundreds of bytes per payment, and even one 64-bit hash per id in memory would
+grow with the file, so the first pass hands one hash per id to a `HashSpill` (syncd.idspill) per
+kind, which keeps a few hundred KiB in memory and the rest in an anonymous temporary file, and
+compares them at the end one partition at a time. Only if two hashes are equal does a second pass
+over the file look for the actual ids, so a hash collision never becomes a reported problem.
 """
 
 from __future__ import annotations
 
 import logging
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol, cast
 
 from syncd.errors import ExportError
+from syncd.idspill import HashSpill
 from syncd.records import Counterparty, Document, Header, LastPayment, Payment, Summary, Unchanged
 from syncd.values import (
     non_negative,
@@ -63,7 +64,6 @@ class ByteSource(Protocol):
     def peek_at_least(self, size: int, /) -> bytes: ...
 
 _ZERO: Final = Decimal("0.00")
-_BUCKETS: Final = 256
 # A file where every payment is bad would otherwise produce millions of lines (and as many strings).
 MAX_PROBLEMS: Final = 1000
 _MAX_WARNED: Final = 100
@@ -156,9 +156,10 @@ class Checker:
         # Set by the caller before reading records: counterparties whose digest it knows are checked
         # for their ids only (see unchanged()).
         self.known: KnownDigests | None = None
-        self._cp_hashes = [array("q") for _ in range(_BUCKETS)]
-        self._payment_hashes = [array("q") for _ in range(_BUCKETS)]
-        self._document_hashes = [array("q") for _ in range(_BUCKETS)]
+        # Counterparty ids, payment ids and document (id, dueDate) keys are each unique on their own.
+        self._cp_hashes = HashSpill()
+        self._payment_hashes = HashSpill()
+        self._document_hashes = HashSpill()
         tz = source_tz
         self._payment_spec: tuple[_Spec, ...] = (
             ("id", parse_guid, _REQUIRED),
@@ -177,6 +178,11 @@ class Checker:
             ("amount", parse_amount, 0),
             ("outstanding", parse_amount, _REQUIRED | _NON_NEGATIVE),
         )
+
+    def close(self) -> None:
+        """Release the id hashes' temporary files; problems, tally and summary stay readable."""
+        for spill in (self._cp_hashes, self._payment_hashes, self._document_hashes):
+            spill.close()
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -326,8 +332,7 @@ class Checker:
             cid = self._counterparty_problems(raw)
             record = None
         if cid is not None:
-            h = hash(cid)
-            self._cp_hashes[h & 0xFF].append(h)
+            self._cp_hashes.add(hash(cid))
         if raw.last_payment is not None:
             last = self._last_payment(raw)
             if record is not None:
@@ -368,16 +373,13 @@ class Checker:
         """A counterparty whose digest the writer knows: the same bytes passed every check when they
         were applied, so only what depends on the rest of the file is checked: ids and counts."""
         self.tally.counterparties += 1
-        h = hash(cid)
-        self._cp_hashes[h & 0xFF].append(h)
-        buckets = self._payment_hashes
+        self._cp_hashes.add(hash(cid))
+        add = self._payment_hashes.add
         for item in raw.payments:
-            h = hash(parse_guid(item.get("id")))
-            buckets[h & 0xFF].append(h)
-        buckets = self._document_hashes
+            add(hash(parse_guid(item.get("id"))))
+        add = self._document_hashes.add
         for item in raw.documents:
-            h = hash((parse_guid(item.get("id")), parse_date(item.get("dueDate"))))
-            buckets[h & 0xFF].append(h)
+            add(hash((parse_guid(item.get("id")), parse_date(item.get("dueDate")))))
         self.tally.payments += len(raw.payments)
         self.tally.documents += len(raw.documents)
         return Unchanged(cid, digest, len(raw.payments), len(raw.documents))
@@ -418,7 +420,7 @@ class Checker:
         out: list[Payment] = []
         ok = True
         seen: set[str] = set()
-        buckets = self._payment_hashes
+        add_hash = self._payment_hashes.add
         tz = self.source_tz
         index = 0
         for index, item in enumerate(raw.payments, 1):
@@ -451,8 +453,7 @@ class Checker:
                     where=self._item_where(raw, "payment", index, item), field="id")
                 continue
             seen.add(pid)
-            h = hash(pid)
-            buckets[h & 0xFF].append(h)
+            add_hash(hash(pid))
         self.tally.payments += index
         return out, ok
 
@@ -460,7 +461,7 @@ class Checker:
         out: list[Document] = []
         ok = True
         seen: set[tuple[str, date | None]] = set()
-        buckets = self._document_hashes
+        add_hash = self._document_hashes.add
         index = 0
         for index, item in enumerate(raw.documents, 1):
             try:
@@ -495,8 +496,7 @@ class Checker:
                     field="id")
                 continue
             seen.add(key)
-            h = hash(key)
-            buckets[h & 0xFF].append(h)
+            add_hash(hash(key))
         self.tally.documents += index
         return out, ok
 
@@ -522,8 +522,8 @@ class Checker:
                     self.problem(
                         f"the summary says {declared} {what} but the file holds {found}: the export is "
                         "cut short or damaged; ask 1C to export again", where=self.summary_where, field=what)
-        suspects = (_colliding(self._cp_hashes), _colliding(self._payment_hashes),
-                    _colliding(self._document_hashes))
+        suspects = (self._cp_hashes.colliding(), self._payment_hashes.colliding(),
+                    self._document_hashes.colliding())
         if any(suspects):
             self._report_duplicates(rescan(), *suspects)
 
@@ -569,21 +569,6 @@ class Checker:
                 message = (f"counterparty id {key} is listed {len(where)} times ({listed}); "
                            "each counterparty must appear once in the file")
             self.problem(message, where=where[1], field="id")
-
-
-def _colliding(buckets: list[array[int]]) -> set[int]:
-    """Hashes that occur more than once; each bucket is sorted on its own to keep memory low."""
-    found: set[int] = set()
-    for bucket in buckets:
-        if len(bucket) < 2:
-            continue
-        ordered = sorted(bucket)
-        previous = ordered[0]
-        for h in ordered[1:]:
-            if h == previous:
-                found.add(h)
-            previous = h
-    return found
 
 
 def _quiet(parse: Callable[[object], object], value: object) -> object:

@@ -1,5 +1,5 @@
-"""Whole-file checks: collecting every problem (check_file), duplicates found without keeping every id,
-summaries, the human report, and memory that stays flat while streaming."""
+"""Whole-file checks: collecting every problem (check_file), duplicates found without keeping every id
+(nor every id's hash in memory), summaries, the human report, and memory that stays flat while streaming."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from syncd.errors import ExportError
 from syncd.formats import open_export
+from syncd.idspill import HashSpill
 from syncd.records import Counterparty
 from syncd.validate import Checker, RawCounterparty, check_file, format_report
 from tests.data.build import (
@@ -142,8 +146,8 @@ def test_hash_collision_is_not_reported() -> None:
     for raw in raws:
         checker.counterparty(raw)
     # Pretend CP2 and PAY2 hashed like CP1 and PAY1: the second pass finds two different ids.
-    checker._cp_hashes[hash(CP1) & 0xFF].append(hash(CP1))
-    checker._payment_hashes[hash(PAY1) & 0xFF].append(hash(PAY1))
+    checker._cp_hashes.add(hash(CP1))
+    checker._payment_hashes.add(hash(PAY1))
     rescans: list[int] = []
 
     def rescan() -> Iterator[RawCounterparty]:
@@ -152,6 +156,64 @@ def test_hash_collision_is_not_reported() -> None:
 
     checker.finish(rescan)  # strict: would raise on a reported duplicate
     assert rescans == [1] and checker.problems == []
+    checker.close()
+
+
+def _many_with_duplicates(tmp_path: Path) -> Path:
+    """300 counterparties (900 ids) whose duplicates are far apart: the first ids come back at the end."""
+    def guid(i: int, tail: str) -> str:
+        return f"{i:08x}-{tail}-11ef-8c3e-00155d003f0a"
+
+    parts = [counterparty_xml(guid(i, "cccc"), payments=[payment_xml(guid(2 * i, "aaaa")),
+                                                          payment_xml(guid(2 * i + 1, "aaaa"))],
+                              documents=[document_xml(guid(i, "dddd"))]) for i in range(299)]
+    parts.append(counterparty_xml(guid(0, "cccc"), payments=[payment_xml(guid(1, "aaaa"))],
+                                  documents=[document_xml(guid(2, "dddd"))]))
+    return write(tmp_path, "many.xml", xml_export(*parts))
+
+
+def _tiny_spills(monkeypatch: pytest.MonkeyPatch) -> list[HashSpill]:
+    """Make every checker's spills write blocks of two hashes, so that a small file goes to disk."""
+    made: list[HashSpill] = []
+
+    def tiny() -> HashSpill:
+        made.append(HashSpill(block=2))
+        return made[-1]
+
+    monkeypatch.setattr("syncd.validate.HashSpill", tiny)
+    return made
+
+
+def test_duplicates_are_found_the_same_when_the_hashes_are_on_disk(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _many_with_duplicates(tmp_path)
+    in_memory = check_file(path, name="many.xml", source_tz=MOSCOW).problems
+    with pytest.raises(ExportError) as caught, open_export(path, name="many.xml", source_tz=MOSCOW) as export:
+        for _ in export.counterparties():
+            pass
+    assert [p.split(": field id: ")[1].split(" is listed")[0] for p in in_memory] == [
+        "counterparty id 00000000-cccc-11ef-8c3e-00155d003f0a", "payment id 00000001-aaaa-11ef-8c3e-00155d003f0a",
+        "document 00000002-dddd-11ef-8c3e-00155d003f0a with due date 2026-10-31"]
+    made = _tiny_spills(monkeypatch)
+    assert check_file(path, name="many.xml", source_tz=MOSCOW).problems == in_memory
+    with pytest.raises(ExportError) as spilled, open_export(path, name="many.xml", source_tz=MOSCOW) as export:
+        for _ in export.counterparties():
+            pass
+    assert str(spilled.value) == str(caught.value) == in_memory[0]
+    assert len(made) == 12  # check_file and open_export: a checker each, and one more each for the rescan
+    assert all(spill._end > 0 for spill in made[:3] + made[6:9])  # the first passes did write blocks
+    assert all(spill._closed and spill._file is None for spill in made)
+
+
+def test_spills_are_closed_on_early_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _many_with_duplicates(tmp_path)
+    made = _tiny_spills(monkeypatch)
+    with open_export(path, name="many.xml", source_tz=MOSCOW) as export:
+        for count, _ in enumerate(export.counterparties(), 1):
+            if count == 200:
+                break
+    assert len(made) == 3 and all(spill._end > 0 for spill in made)
+    assert all(spill._closed and spill._file is None for spill in made)
 
 
 def _rss_mb() -> float:

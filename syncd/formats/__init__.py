@@ -22,7 +22,7 @@ import gzip
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Final, Protocol, cast
@@ -173,8 +173,8 @@ def _rescanner(path: Path, name: str, source_tz: tzinfo) -> Callable[[], Iterato
     """A fresh pass over the file, for naming ids that the first pass saw twice."""
 
     def rescan() -> Iterator[RawCounterparty]:
-        with _open_source(path, name) as (stream, kind):
-            quiet = Checker(name, source_tz, dialect=kind, strict=False, quiet=True)
+        with (_open_source(path, name) as (stream, kind),
+              closing(Checker(name, source_tz, dialect=kind, strict=False, quiet=True)) as quiet):
             reader = _reader(kind, stream, quiet, lambda: _open_source(path, name))
             reader.header()
             yield from reader.records()
@@ -188,8 +188,8 @@ def read_header(path: Path, *, name: str, source_tz: tzinfo) -> Header:
     For XML and for JSON whose header keys come first (as 1C writes them) this reads a few
     kilobytes; JSON with header keys after the counterparties is scanned to the end.
     """
-    with _open_source(path, name) as (stream, kind):
-        checker = Checker(name, source_tz, dialect=kind, strict=True)
+    with (_open_source(path, name) as (stream, kind),
+          closing(Checker(name, source_tz, dialect=kind, strict=True)) as checker):
         header = _reader(kind, stream, checker, lambda: _open_source(path, name)).header()
         assert header is not None  # a strict checker raises instead
         return header
@@ -228,8 +228,9 @@ class Export:
 @contextmanager
 def open_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Export]:
     """Open an export for streaming; every problem raises ExportError (see the module docstring)."""
-    with _open_source(path, name) as (stream, kind):
-        checker = Checker(name, source_tz, dialect=kind, strict=True)
+    # The checker's id hashes spill to a temporary file, released here on success, error or early exit.
+    with (_open_source(path, name) as (stream, kind),
+          closing(Checker(name, source_tz, dialect=kind, strict=True)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
         header = reader.header()
         assert header is not None  # a strict checker raises instead
@@ -243,8 +244,8 @@ Scan = tuple[Checker, "Header | None", Iterator[Counterparty], Callable[[], Iter
 @contextmanager
 def scan_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Scan]:
     """For syncd.validate.check_file: like open_export, but the checker records problems and goes on."""
-    with _open_source(path, name) as (stream, kind):
-        checker = Checker(name, source_tz, dialect=kind, strict=False, totals=True)
+    with (_open_source(path, name) as (stream, kind),
+          closing(Checker(name, source_tz, dialect=kind, strict=False, totals=True)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
         yield checker, reader.header(), records_of(checker, reader.records()), _rescanner(path, name, source_tz)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from typing import Any, Final
 
 import ijson
@@ -159,8 +159,8 @@ class JsonReader:
         self._array = top.array_started
 
     def _scan_for_late_header(self) -> None:
-        quiet = Checker(self.file, self.checker.source_tz, dialect="json", strict=False, quiet=True)
-        with self._reopen() as (stream, _):
+        with (closing(Checker(self.file, self.checker.source_tz, dialect="json", strict=False, quiet=True)) as quiet,
+              self._reopen() as (stream, _)):
             late = JsonReader(stream, quiet, self._reopen)
             late._find_array()
             for _ in late._items(build=False):
