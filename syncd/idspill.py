@@ -17,6 +17,8 @@ from array import array
 from itertools import pairwise
 from typing import IO, Final
 
+from syncd.errors import ConfigError
+
 PARTITIONS: Final = 256
 # 256 partitions × 256 hashes × 8 bytes: at most 512 KiB of buffers per spill (a Checker has three),
 # while the blocks stay large enough that the file sees few writes and reads.
@@ -50,11 +52,14 @@ class HashSpill:
     def _flush(self, partition: int, buffer: array[int]) -> None:
         if self._closed:
             raise ValueError("HashSpill is closed")
-        if self._file is None:
-            # Opened at the first full block, so a small export never touches the disk. Anonymous
-            # (in TMPDIR, never linked), so nothing is left behind even if the process is killed.
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - kept open across calls until close()
-        self._file.write(buffer)
+        try:
+            if self._file is None:
+                # Opened at the first full block, so a small export never touches the disk. Anonymous
+                # (in TMPDIR, never linked), so nothing is left behind even if the process is killed.
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 - kept open across calls until close()
+            self._file.write(buffer)
+        except OSError as exc:
+            raise _disk_error(exc) from None
         self._blocks[partition].append(self._end)
         self._end += self._block_bytes
         del buffer[:]
@@ -65,7 +70,10 @@ class HashSpill:
             raise ValueError("HashSpill is closed")
         fd = -1
         if self._file is not None:
-            self._file.flush()  # the blocks are read below the file object's buffer, with pread
+            try:
+                self._file.flush()  # the blocks are read below the file object's buffer, with pread
+            except OSError as exc:
+                raise _disk_error(exc) from None
             fd = self._file.fileno()
         found: set[int] = set()
         for buffer, blocks in zip(self._buffers, self._blocks, strict=True):
@@ -92,3 +100,11 @@ class HashSpill:
         if self._file is not None:
             file, self._file = self._file, None
             file.close()
+
+
+def _disk_error(exc: OSError) -> ConfigError:
+    # Not the export's fault: the run stops with a config error and the file is tried again.
+    return ConfigError(
+        f"cannot write the id check's temporary file in {tempfile.gettempdir()}: {exc.strerror or exc}; "
+        "free space there or point TMPDIR at a disk with room (it takes ~8 bytes per id)"
+    )
