@@ -43,6 +43,14 @@ T = TypeVar("T")
 
 BATCH = 1000  # counterparties per batch: ~10k payments, IN-lists well under max_allowed_packet
 CHUNK = 5000  # rows or ids per statement
+# The order of the writer's row tuples (inserts) and of the dicts it compares with stored rows.
+PAYMENT_COLUMNS = ("UF_PAYMENT_XML_ID", "UF_CONTRACTOR_XML_ID", "UF_BITRIX_USER_ID", "UF_DATE", "UF_SUM",
+                   "UF_CURRENCY", "UF_NUMBER", "UF_KIND", "UF_PURPOSE", "UF_UPDATED_AT")
+DOCUMENT_COLUMNS = ("UF_DOCUMENT_XML_ID", "UF_CONTRACTOR_XML_ID", "UF_BITRIX_USER_ID", "UF_KIND", "UF_NUMBER",
+                    "UF_CURRENCY", "UF_DATE", "UF_DUE_DATE", "UF_AMOUNT", "UF_OUTSTANDING", "UF_UPDATED_AT")
+BALANCE_COLUMNS = ("UF_CONTRACTOR_XML_ID", "UF_BITRIX_USER_ID", "UF_DEBT", "UF_OVERDUE_DEBT", "UF_CREDIT_LIMIT",
+                   "UF_LAST_PAYMENT_DATE", "UF_LAST_PAYMENT_SUM", "UF_UPDATED_AT", "UF_PAYABLE", "UF_CURRENCY",
+                   "UF_INN", "UF_KPP", "UF_NAME")
 _NEW_ID = 1 << 62  # ranks rows not inserted yet after every existing row ID
 _STATEMENT_BYTES = 1 << 20  # per INSERT: the size PyMySQL's executemany used; far below max_allowed_packet
 _DUPLICATE_KEY = 1062  # MySQL's ER_DUP_ENTRY
@@ -300,41 +308,23 @@ class Writer:
         for chunk in _chunks(rows):
             self.conn.execute(stmt, list(chunk))
 
-    def _insert(self, table: Table, rows: list[Row]) -> None:
+    def _insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """INSERT `rows` (tuples in the order of `columns`) with multi-row statements of ~1 MB."""
         if not rows:
             return
-        if self.conn.dialect.name not in ("mysql", "mariadb"):
+        if self._conn.dialect.name not in ("mysql", "mariadb"):
             for chunk in _chunks(rows):
-                self.conn.execute(table.insert(), list(chunk))
+                self.conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in chunk])
             return
-        # Multi-row INSERTs rendered here: PyMySQL's executemany escapes each value through a
-        # type-dispatching converter, which was a quarter of a first load's time. The values are of
-        # five known types; strings go through the connection's own escaping (it follows the
-        # server's NO_BACKSLASH_ESCAPES mode).
-        cols = list(rows[0])
-        prep = self.conn.dialect.identifier_preparer
-        head = f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(c) for c in cols)}) VALUES "
-        escape = self._conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
-        needs_escape = _NEEDS_ESCAPE.search
+        # Rendered here rather than by PyMySQL's executemany, whose per-value converter dispatch was a
+        # quarter of a first load's time: each column has one type, so each gets one literal function.
+        prep = self._conn.dialect.identifier_preparer
+        head = f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(c) for c in columns)}) VALUES "
+        literals = [self._literal(table, c) for c in columns]
         parts: list[str] = []
         size = 0
         for row in rows:
-            values = []
-            for v in row.values():
-                kind = type(v)
-                if v is None:
-                    values.append("NULL")
-                elif kind is str:
-                    values.append("'" + (v if needs_escape(v) is None else escape(v)) + "'")
-                elif kind is float or kind is int:
-                    values.append(repr(v))
-                elif kind is datetime:
-                    values.append("'" + v.isoformat(" ") + "'")
-                elif kind is date:
-                    values.append("'" + v.isoformat() + "'")
-                else:  # pragma: no cover - the writer builds rows of the types above only
-                    raise TypeError(f"cannot write {kind.__name__} to {table.name}")
-            part = "(" + ",".join(values) + ")"
+            part = "(" + ",".join([lit(v) for lit, v in zip(literals, row, strict=True)]) + ")"
             parts.append(part)
             size += len(part)
             if size >= _STATEMENT_BYTES:
@@ -342,6 +332,46 @@ class Writer:
                 parts, size = [], 0
         if parts:
             self._sender.submit(self._send_insert, table, head, parts)
+
+    def _literal(self, table: Table, column: str) -> Callable[[Any], str]:
+        """The SQL literal of a value of `column`, from the column's type (values of another type raise)."""
+        kind = table.c[column].type.python_type
+        if kind is str:
+            # The connection's own escaping follows the server's NO_BACKSLASH_ESCAPES mode; most
+            # values (GUIDs, names) hold nothing to escape and skip it.
+            escape = self._conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
+            needs_escape = _NEEDS_ESCAPE.search
+
+            def text(v: Any) -> str:
+                if v is None:
+                    return "NULL"
+                if type(v) is not str:
+                    raise TypeError(f"{column}: {type(v).__name__} is not text")
+                return "'" + (v if needs_escape(v) is None else escape(v)) + "'"
+
+            return text
+        if kind is int or kind is float:
+
+            def number(v: Any) -> str:
+                if v is None:
+                    return "NULL"
+                if type(v) is not int and type(v) is not float:
+                    raise TypeError(f"{column}: {type(v).__name__} is not a number")
+                return repr(v)
+
+            return number
+        if kind is datetime or kind is date:
+            sep = (" ",) if kind is datetime else ()
+
+            def moment(v: Any) -> str:
+                if v is None:
+                    return "NULL"
+                if type(v) is not kind:
+                    raise TypeError(f"{column}: {type(v).__name__} is not a {kind.__name__}")
+                return f"'{v.isoformat(*sep)}'"
+
+            return moment
+        raise TypeError(f"{table.name}.{column}: no literal for {kind.__name__}")  # pragma: no cover
 
     def _send_insert(self, table: Table, head: str, parts: list[str]) -> None:
         try:
@@ -373,12 +403,8 @@ class Writer:
             rows.extend(dict(zip(names, r, strict=True)) for r in result)
         return rows
 
-    def _diff(self, counts: BlockCounts, existing: Row | None, new: Row,
-              inserts: list[Row], updates: list[Row]) -> None:
-        if existing is None:
-            inserts.append(new)
-            counts.inserted += 1
-            return
+    def _compare(self, counts: BlockCounts, existing: Row, new: Row, updates: list[Row]) -> bool:
+        """Queue the update if a value differs; True when the row is unchanged."""
         changed = any(
             not _same(existing.get(k), v) for k, v in new.items() if k != "UF_UPDATED_AT"
         )
@@ -387,6 +413,7 @@ class Writer:
             counts.updated += 1
         else:
             counts.unchanged += 1
+        return not changed
 
     # ------------------------------------------------------------------ apply
 
@@ -548,27 +575,21 @@ class Writer:
             existing.update(
                 (r["UF_PAYMENT_XML_ID"], r) for r in self._select_in(t, "UF_PAYMENT_XML_ID", rest, columns=cols)
             )
-        inserts: list[Row] = []
+        inserts: list[tuple[Any, ...]] = []
         updates: list[Row] = []
         self._newest = {}
+        as_of = self.as_of
         for cp in cps:
             user = self._users[cp.id]
             for p in cp.payments:
                 when = self._local(p.date)
-                new = {
-                    "UF_PAYMENT_XML_ID": p.id,
-                    "UF_CONTRACTOR_XML_ID": cp.id,
-                    "UF_BITRIX_USER_ID": user,
-                    "UF_DATE": when,
-                    "UF_SUM": _money(p.sum),
-                    "UF_CURRENCY": cp.currency,
-                    "UF_NUMBER": p.number,
-                    "UF_KIND": p.kind,
-                    "UF_PURPOSE": p.purpose,
-                    "UF_UPDATED_AT": self.as_of,
-                }
+                row = (p.id, cp.id, user, when, float(p.sum), cp.currency, p.number, p.kind, p.purpose, as_of)
                 old = existing.get(p.id)
-                self._diff(counts, old, new, inserts, updates)
+                if old is None:
+                    inserts.append(row)
+                    counts.inserted += 1
+                else:
+                    self._compare(counts, old, dict(zip(PAYMENT_COLUMNS, row, strict=True)), updates)
                 if p.sum > 0:
                     # Rank as the payments block will: by date, then row ID; rows inserted now get IDs
                     # above every existing one, in this order.
@@ -578,7 +599,7 @@ class Writer:
                         self._newest[cp.id] = (*rank, float(p.sum))
         self._delete_ids(t, stale)
         counts.deleted += len(stale)
-        self._insert(t, inserts)
+        self._insert(t, PAYMENT_COLUMNS, inserts)
         self._update_by_id(t, updates)
 
     def _refuse_repeated_ids(self, cps: list[Counterparty]) -> None:
@@ -608,29 +629,24 @@ class Writer:
                 extra.append(r["ID"])  # a duplicate row (made by hand?): the file's list is the truth
             else:
                 existing[key] = r
-        inserts: list[Row] = []
+        inserts: list[tuple[Any, ...]] = []
         updates: list[Row] = []
+        as_of = self.as_of
         for cp in cps:
             user = self._users[cp.id]
             for d in cp.documents:
-                new = {
-                    "UF_DOCUMENT_XML_ID": d.id,
-                    "UF_CONTRACTOR_XML_ID": cp.id,
-                    "UF_BITRIX_USER_ID": user,
-                    "UF_KIND": d.kind,
-                    "UF_NUMBER": d.number,
-                    "UF_CURRENCY": cp.currency,
-                    "UF_DATE": d.date,
-                    "UF_DUE_DATE": d.due_date,
-                    "UF_AMOUNT": _money(d.amount),
-                    "UF_OUTSTANDING": _money(d.outstanding),
-                    "UF_UPDATED_AT": self.as_of,
-                }
-                self._diff(counts, existing.pop((cp.id, d.id, d.due_date), None), new, inserts, updates)
+                row = (d.id, cp.id, user, d.kind, d.number, cp.currency, d.date, d.due_date, _money(d.amount),
+                       float(d.outstanding), as_of)
+                old = existing.pop((cp.id, d.id, d.due_date), None)
+                if old is None:
+                    inserts.append(row)
+                    counts.inserted += 1
+                else:
+                    self._compare(counts, old, dict(zip(DOCUMENT_COLUMNS, row, strict=True)), updates)
         gone = [r["ID"] for r in existing.values()] + extra
         self._delete_ids(t, gone)
         counts.deleted += len(gone)
-        self._insert(t, inserts)
+        self._insert(t, DOCUMENT_COLUMNS, inserts)
         self._update_by_id(t, updates)
 
     def _last_payments(self, cps: list[Counterparty]) -> dict[str, tuple[date, float]]:
@@ -666,7 +682,7 @@ class Writer:
         t = self.b.balance
         counts = self.counts.balance
         last = self._last_payments(cps)
-        inserts: list[Row] = []
+        inserts: list[tuple[Any, ...]] = []
         updates: list[Row] = []
         confirm: list[int] = []
         for cp in cps:
@@ -690,12 +706,13 @@ class Writer:
                 "UF_KPP": cp.kpp,
                 "UF_NAME": cp.name,
             }
-            before = counts.unchanged
             old = existing.get(cp.id)
-            self._diff(counts, old, new, inserts, updates)
-            if counts.unchanged != before and old is not None and old["UF_UPDATED_AT"] != self.as_of:
+            if old is None:
+                inserts.append(tuple(new[c] for c in BALANCE_COLUMNS))
+                counts.inserted += 1
+            elif self._compare(counts, old, new, updates) and old["UF_UPDATED_AT"] != self.as_of:
                 confirm.append(old["ID"])
-        self._insert(t, inserts)
+        self._insert(t, BALANCE_COLUMNS, inserts)
         self._update_by_id(t, updates)
         self._confirm(confirm)
 
