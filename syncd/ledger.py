@@ -95,11 +95,14 @@ def to_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def find_applied(conn: Connection, *, export_id: str | None, sha256: str) -> Row[Any] | None:
+def find_applied(conn: Connection, *, export_id: str | None, sha256: str | None) -> Row[Any] | None:
     """The applied import this file repeats (same export id or same bytes), if any."""
-    cond = imports.c.sha256 == sha256
+    conds = [imports.c.sha256 == sha256] if sha256 else []
     if export_id:
-        cond = or_(cond, imports.c.export_id == export_id)
+        conds.append(imports.c.export_id == export_id)
+    if not conds:
+        return None
+    cond = or_(*conds)
     q = select(imports).where(imports.c.status == APPLIED, cond).order_by(imports.c.id).limit(1)
     return conn.execute(q).first()
 

@@ -201,6 +201,8 @@ class Runner:
                 for remote in listing.ready:
                     if self.should_stop():
                         break
+                    if self._skip_unread(source, state, remote, result):
+                        continue
                     item = self._fetch(source, state, remote, result)
                     if item is not None:
                         fetched.append(item)
@@ -309,16 +311,9 @@ class Runner:
     def _handle(self, source: Source, state: _State, item: _Fetched, result: RunResult) -> None:
         t0 = time.monotonic()
         remote, header = item.remote, item.header
-        with self.engine.connect() as conn:
-            prior = ledger.find_applied(conn, export_id=header.export_id, sha256=item.sha256)
-            newest = ledger.newest_full(conn)
-        if prior is not None:
-            why = f"already applied as {prior.file_name} (import #{prior.id})"
-            self._skip(source, item, ledger.DUPLICATE, why, result, t0)
-            return
-        if header.mode == "full" and newest is not None and ledger.to_utc(header.generated_at) < newest:
-            why = f"a newer full export (as of {newest:%Y-%m-%d %H:%M:%S} UTC) was already applied"
-            self._skip(source, item, ledger.SUPERSEDED, why, result, t0)
+        done = self._done_before(header, item.sha256)
+        if done is not None:
+            self._skip(source, item, *done, result, t0)
             return
         approved = bool({header.export_id.lower(), remote.name.lower()} & self.approve)
         options = ApplyOptions(
@@ -394,6 +389,43 @@ class Runner:
             ledger.record(conn, **entry)
         return counts
 
+    def _done_before(self, header: Header, sha: str | None) -> tuple[str, str] | None:
+        """(duplicate | superseded, why) when the ledger says this export needs no applying."""
+        with self.engine.connect() as conn:
+            prior = ledger.find_applied(conn, export_id=header.export_id, sha256=sha)
+            newest = ledger.newest_full(conn)
+        if prior is not None:
+            return ledger.DUPLICATE, f"already applied as {prior.file_name} (import #{prior.id})"
+        if header.mode == "full" and newest is not None and ledger.to_utc(header.generated_at) < newest:
+            return ledger.SUPERSEDED, f"a newer full export (as of {newest:%Y-%m-%d %H:%M:%S} UTC) was already applied"
+        return None
+
+    def _skip_unread(self, source: Source, state: _State, remote: RemoteFile, result: RunResult) -> bool:
+        """Skip a large file from its first bytes when the ledger already has its export: a 1C job that
+        delivers the same 300 MB twice costs a read of 64 KiB, not a download. False: fetch it whole."""
+        if remote.size < PEEK_ABOVE:
+            return False
+        t0 = time.monotonic()
+        head = state.download_path(remote.name + ".head")
+        try:
+            head.write_bytes(source.head(remote, PEEK_BYTES))
+            header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone)
+        except ExportError:
+            return False  # maybe only cut off by the peek (a late JSON header, a zip): the whole file decides
+        finally:
+            head.unlink(missing_ok=True)
+        done = self._done_before(header, None)
+        if done is None:
+            return False
+        status, why = done
+        with self.engine.begin() as conn:
+            # The bytes were not read, so no sha256: the ledger column holds "" for such entries.
+            ledger.record(conn, **self._entry(remote, "", header, status), error=why)
+        source.finish(remote, self.cfg.source.on_success)
+        log.info("%s %s: %s (not downloaded)", status, remote.name, why)
+        self._emit(result, FileOutcome(remote.name, status, why, header, seconds=time.monotonic() - t0))  # type: ignore[arg-type]
+        return True
+
     def _skip(self, source: Source, item: _Fetched, status: str, why: str, result: RunResult, t0: float) -> None:
         with self.engine.begin() as conn:
             ledger.record(conn, **self._entry(item.remote, item.sha256, item.header, status), error=why)
@@ -406,6 +438,8 @@ class Runner:
 
 
 T = TypeVar("T")
+PEEK_ABOVE = 1 << 20  # files from this size are first peeked at, to skip a repeat without downloading it
+PEEK_BYTES = 1 << 16  # the header is in the first bytes (XML always; JSON as 1C writes it)
 READ_AHEAD = True  # parse in a thread of its own while the writer waits for the database
 
 

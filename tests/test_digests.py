@@ -146,3 +146,21 @@ def test_a_payment_id_repeated_across_batches_of_a_first_load_rejects_the_file(
     assert guid(1000, 1) in f.message and found_by in f.message, f.message
     assert site.snapshot() == ([], [], [])
     assert (site.exports / "failed" / "settlements_1.xml").exists()
+
+
+def test_a_large_export_delivered_again_is_skipped_from_its_header_without_downloading(site: Site) -> None:
+    # Over PEEK_ABOVE (1 MiB), so the runner reads the first 64 KiB before it downloads anything.
+    content = xml_export([counterparty(n, payments=10, documents=2) for n in range(1, 600)])
+    assert len(content) > 1 << 20
+    site.drop("settlements_1.xml", content)
+    assert site.run().exit_code == 0
+    site.drop("settlements_1_again.xml", content)
+
+    result = site.run()
+
+    assert [(f.name, f.status) for f in result.files] == [("settlements_1_again.xml", "duplicate")]
+    assert "already applied as settlements_1.xml" in result.files[0].message
+    [first, again] = site.imports()
+    # The sha256 of a file that was never read is not known: the ledger says so with an empty value.
+    assert (again["status"], again["sha256"], first["sha256"] != "") == ("duplicate", "", True)
+    assert (site.exports / "processed" / "settlements_1_again.xml").exists()

@@ -85,6 +85,15 @@ def test_listing_applies_the_rules(sshd: SshServer, remote_dir: Path) -> None:
     assert re.fullmatch(r"still being written: modified [5-9]s ago, waiting for min_age=1m", w.reason)
 
 
+def test_head_reads_only_the_first_bytes(sshd: SshServer, remote_dir: Path) -> None:
+    data = os.urandom(300_000)
+    sshd.put(remote_dir / "settlements_1.xml", data)
+    with source(sshd, remote_dir) as src:
+        [remote] = src.list().ready
+        assert src.head(remote, 65536) == data[:65536]
+        assert src.head(remote, 1_000_000) == data  # a short file: all of it
+
+
 def test_marker_required(sshd: SshServer, remote_dir: Path) -> None:
     sshd.put(remote_dir / "settlements_1.xml", "x")
     sshd.put(remote_dir / "settlements_1.xml.done")

@@ -56,6 +56,10 @@ class Source(Protocol):
         """
         ...
 
+    def head(self, file: RemoteFile, size: int) -> bytes:
+        """The first `size` bytes of `file` (fewer if it is shorter), without downloading the rest."""
+        ...
+
     def finish(self, file: RemoteFile, action: FileAction) -> None:
         """Keep, delete or move the file (and its `.done` marker) after it was handled."""
         ...

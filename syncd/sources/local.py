@@ -84,6 +84,14 @@ class LocalSource:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def head(self, file: RemoteFile, size: int) -> bytes:
+        src = self.folder / file.name
+        try:
+            with src.open("rb") as fin:
+                return fin.read(size)
+        except OSError as exc:
+            raise SourceError(f"cannot read {src}: {exc.strerror}") from None
+
     def finish(self, file: RemoteFile, action: FileAction) -> None:
         src = self.folder / file.name
         marker = self.folder / marker_name(file.name)

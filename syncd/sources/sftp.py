@@ -443,6 +443,12 @@ class SftpSource:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def head(self, file: RemoteFile, size: int) -> bytes:
+        remote = join(self.cfg.remote_dir, file.name)
+        with self._step(f"reading the start of {remote}"), self._conn.open(remote, "rb") as f:
+            data: bytes = f.read(size)
+            return data
+
     def finish(self, file: RemoteFile, action: FileAction) -> None:
         if action.kind == "keep":
             return
