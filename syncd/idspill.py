@@ -56,7 +56,9 @@ class HashSpill:
             if self._file is None:
                 # Opened at the first full block, so a small export never touches the disk. Anonymous
                 # (in TMPDIR, never linked), so nothing is left behind even if the process is killed.
-                self._file = tempfile.TemporaryFile()  # noqa: SIM115 - kept open across calls until close()
+                # Written through a 1 MiB buffer: each write that reaches the OS lets go of the GIL,
+                # and the reader thread then waits for the writer's threads to hand it back.
+                self._file = tempfile.TemporaryFile(buffering=1 << 20)  # noqa: SIM115 - open until close()
             self._file.write(buffer)
         except OSError as exc:
             raise _disk_error(exc) from None
