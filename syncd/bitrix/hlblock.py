@@ -59,9 +59,9 @@ _NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]")
 
 
 class _Sender:
-    """Runs the writer's INSERTs from a thread of its own, so the server stores one chunk while the
-    writer builds the next (on a first load they are most of the time, and the server's share alone
-    is as long as the Python work).
+    """Runs the statements whose result the writer does not wait for (INSERTs, digests, confirmations)
+    from a thread of its own, so the server stores one chunk while the writer builds the next: on a
+    first load the server's share alone is about as long as all the Python work.
 
     At most `depth` statements wait; anything else on the connection goes through Writer.conn, which
     waits for them first, so statements run in the writer's order and the transaction is the same.
@@ -71,10 +71,10 @@ class _Sender:
 
     def __init__(self, conn: Connection, depth: int = 3) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="syncd-sql") if conn.dialect.name != "sqlite" else None
-        self._pending: collections.deque[Future[None]] = collections.deque()
+        self._pending: collections.deque[Future[object]] = collections.deque()
         self._depth = depth
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+    def submit(self, fn: Callable[..., object], *args: Any) -> None:
         if self._pool is None:
             fn(*args)
             return
@@ -157,8 +157,14 @@ class DigestIndex:
         return len(self._keys)
 
     def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
-        head = f"{guid}|{self._user_for(guid, inn, kpp)}|".encode()
-        return hashlib.blake2b(self._salt + head + content, digest_size=16).hexdigest()
+        h = hashlib.blake2b(self._salt, digest_size=16)
+        h.update(f"{guid}|{self._user_for(guid, inn, kpp)}|".encode())
+        # In pieces under 2 KiB: hashlib lets go of the GIL for larger ones, and taking it back from
+        # the writer's threads costs more than the hashing itself.
+        view = memoryview(content)
+        for i in range(0, len(view), _HASH_PIECE):
+            h.update(view[i : i + _HASH_PIECE])
+        return h.hexdigest()
 
     def __contains__(self, digest: object) -> bool:
         if not isinstance(digest, str):
@@ -167,6 +173,9 @@ class DigestIndex:
         keys = self._keys
         i = bisect.bisect_left(keys, key)
         return i < len(keys) and keys[i] == key
+
+
+_HASH_PIECE = 2047  # hashlib's GIL_MINSIZE is 2048
 
 
 def _key(digest: str) -> int:
@@ -434,7 +443,8 @@ class Writer:
         # twin in the database is a unique-key error, reported as the file's fault in _insert): so
         # looking them up cannot find anything. On a first load that is most of the SELECTs.
         self._balance_empty = not known_before
-        self._payments_empty = self.conn.execute(select(self.b.payments.c.ID).limit(1)).first() is None
+        self._payments_empty = self._empty(self.b.payments)
+        self._documents_empty = self._empty(self.b.documents)
         for batch in _batches(counterparties, BATCH):
             self._apply_batch(batch)
             if self.progress:
@@ -501,6 +511,9 @@ class Writer:
         self._apply_balance(changed, existing)
         self._store_digests([(cp.id, digests[cp.id]) for cp in changed])
 
+    def _empty(self, table: Table) -> bool:
+        return self.conn.execute(select(table.c.ID).limit(1)).first() is None
+
     def _count_unchanged(self, payments: int, documents: int) -> None:
         self.counts.balance.unchanged += 1
         self.counts.payments.unchanged += payments
@@ -528,7 +541,7 @@ class Writer:
         st = counterparty_state
         rows = [{"guid": g, "digest": d, "checked_at": self.checked_at} for g, d in pairs]
         stmt: Insert
-        if self.conn.dialect.name == "sqlite":
+        if self._conn.dialect.name == "sqlite":
             ins = sqlite.insert(st)
             stmt = ins.on_conflict_do_update(
                 index_elements=["guid"], set_={"digest": ins.excluded.digest, "checked_at": ins.excluded.checked_at}
@@ -537,7 +550,7 @@ class Writer:
             mins = mysql.insert(st)
             stmt = mins.on_duplicate_key_update(digest=mins.inserted.digest, checked_at=mins.inserted.checked_at)
         for chunk in _chunks(rows):
-            self.conn.execute(stmt, list(chunk))
+            self._sender.submit(self._conn.execute, stmt, list(chunk))  # nothing to wait for: no result
 
     def _forget_digests(self, guids: Sequence[str]) -> None:
         """Rows changed outside the digest's knowledge (zeroed or deleted as missing): compare them next time."""
@@ -549,7 +562,8 @@ class Writer:
         # The values are the same, but the row is now confirmed as of this export: the site shows that date.
         t = self.b.balance
         for chunk in _chunks(ids):
-            self.conn.execute(t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of))
+            stmt = t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of)
+            self._sender.submit(self._conn.execute, stmt)
 
     def _apply_payments(self, cps: list[Counterparty]) -> None:
         t = self.b.payments
@@ -623,7 +637,9 @@ class Writer:
         counts = self.counts.documents
         existing: dict[tuple[str, str, date | None], Row] = {}
         extra: list[int] = []
-        for r in self._select_in(t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], columns=_diff_columns(t)):
+        stored = [] if self._documents_empty else self._select_in(
+            t, "UF_CONTRACTOR_XML_ID", [cp.id for cp in cps], columns=_diff_columns(t))
+        for r in stored:
             key = (r["UF_CONTRACTOR_XML_ID"], r["UF_DOCUMENT_XML_ID"], r["UF_DUE_DATE"])
             if key in existing:
                 extra.append(r["ID"])  # a duplicate row (made by hand?): the file's list is the truth
