@@ -185,14 +185,27 @@ def _key(digest: str) -> int:
 def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linker, options: ApplyOptions,
                  source_tz: tzinfo) -> DigestIndex:
     """The index for applying `header`'s export in the caller's transaction (the writer reads the same snapshot)."""
-    writer = Writer(conn, blocks, header, linker, options)
     st, bal = counterparty_state, blocks.balance
+    trust_after = datetime.now(UTC).replace(tzinfo=None) - options.trust_digest_for
     q = (
         select(st.c.digest)
         .join(bal, bal.c.UF_CONTRACTOR_XML_ID == st.c.guid)
-        .where(st.c.checked_at >= writer.trust_after)
+        .where(st.c.checked_at >= trust_after)
     )
-    return DigestIndex(_salt(options, writer.payments_from, source_tz), linker, conn.execute(q).scalars())
+    salt = _salt(options, _payments_from(header, options.bitrix_tz), source_tz)
+    return DigestIndex(salt, linker, conn.execute(q).scalars())
+
+
+def _local(moment: datetime, bitrix_tz: tzinfo) -> datetime:
+    """An aware datetime as Bitrix stores it: naive, in the site's zone, whole seconds."""
+    return moment.astimezone(bitrix_tz).replace(tzinfo=None, microsecond=0)
+
+
+def _payments_from(header: Header, bitrix_tz: tzinfo) -> datetime | None:
+    """The start of the export's payments window (midnight in the file's zone) as Bitrix stores times."""
+    if header.payments_from is None:
+        return None
+    return _local(datetime.combine(header.payments_from, time(0), tzinfo=header.generated_at.tzinfo), bitrix_tz)
 
 
 @dataclass(frozen=True)
@@ -269,10 +282,7 @@ class Writer:
         self.progress = progress
         self.counts = ApplyCounts()
         self.as_of = self._local(header.generated_at)
-        self.payments_from: datetime | None = None
-        if header.payments_from is not None:
-            midnight = datetime.combine(header.payments_from, time(0), tzinfo=header.generated_at.tzinfo)
-            self.payments_from = self._local(midnight)
+        self.payments_from = _payments_from(header, options.bitrix_tz)
         self._upsert_cache: dict[str, Insert] = {}
         now = datetime.now(UTC).replace(tzinfo=None)
         self.checked_at = now.replace(microsecond=0)
@@ -293,8 +303,7 @@ class Writer:
         return self._conn
 
     def _local(self, moment: datetime) -> datetime:
-        """An aware datetime as Bitrix stores it: naive, in the site's zone, whole seconds."""
-        return moment.astimezone(self.opt.bitrix_tz).replace(tzinfo=None, microsecond=0)
+        return _local(moment, self.opt.bitrix_tz)
 
     def _update_by_id(self, table: Table, rows: list[Row]) -> None:
         """Rewrite whole rows by primary key with one multi-row statement per chunk.
