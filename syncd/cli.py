@@ -27,6 +27,7 @@ from syncd.errors import (
     SyncdError,
     exit_code_for,
 )
+from syncd.memory import limit_malloc_arenas
 
 if TYPE_CHECKING:
     from syncd.links import LinkChange
@@ -539,4 +540,5 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo) -> None:
 
 
 def main() -> None:
+    limit_malloc_arenas()
     cli()

@@ -74,3 +74,12 @@ def test_cron_line() -> None:
     fields = jobs[0].split(None, 6)
     assert fields[5] == "syncd"  # /etc/cron.d lines name the user
     assert "syncd run-once" in fields[6] and "--if-stale 90m" in fields[6] and "--quiet" in fields[6]
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.memory import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the admin's setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is True  # glibc (Debian here) accepts it
