@@ -81,6 +81,7 @@ class Unchanged:
     digest: str
     payments: int
     documents: int
+    ref: object = None  # what the digest index knows of its stored rows (for the writer; opaque here)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,6 @@ from syncd.bitrix.hlblock import (
     ApplyOptions,
     Blocks,
     HeldByGuard,
-    StaleDigests,
     apply_export,
     digest_index,
 )
@@ -52,7 +51,7 @@ from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import RunLock
 from syncd.progress import Progress
 from syncd.readahead import ReadAhead
-from syncd.records import Counterparty, Header, Unchanged
+from syncd.records import Header
 from syncd.sources import RemoteFile, Source, open_source
 
 log = logging.getLogger("syncd.runner")
@@ -333,15 +332,7 @@ class Runner:
                 shown.apply(remote.name, applied)
 
         try:
-            try:
-                counts = self._commit(item, options, tick, started, use_digests=True)
-            except StaleDigests as exc:
-                # Two digests sharing their first 8 bytes: rare enough that parsing the whole file
-                # again, in a new transaction, is the simple answer.
-                log.info("%s: the stored digest of counterparty %s differs; applying with a full parse",
-                         remote.name, exc)
-                applied = 0
-                counts = self._commit(item, options, tick, started, use_digests=False)
+            counts = self._commit(item, options, tick, started)
         except ExportError as exc:
             self._reject(source, state, remote, item.path, item.sha256, header, str(exc), result, t0)
             return
@@ -363,19 +354,14 @@ class Runner:
         log.info("applied %s: %s", remote.name, format_counts(counts))
         self._emit(result, outcome)
 
-    def _commit(self, item: _Fetched, options: ApplyOptions, tick: Callable[[int], None], started: datetime,
-                *, use_digests: bool) -> ApplyCounts:
+    def _commit(self, item: _Fetched, options: ApplyOptions, tick: Callable[[int], None],
+                started: datetime) -> ApplyCounts:
         """Apply one export and record it in the ledger, in one transaction."""
         remote, source_tz = item.remote, self.cfg.source.timezone
         with self.engine.begin() as conn, open_export(item.path, name=remote.name, source_tz=source_tz) as export:
-            stream: Iterator[Counterparty | Unchanged]
-            if use_digests:
-                # In the writer's transaction, so both see the same stored digests.
-                index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
-                stream = export.changes(index)
-            else:
-                stream = export.counterparties()
-            with _records(stream) as records:
+            # In the writer's transaction, so the index and the writer see the same rows.
+            index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
+            with _records(export.changes(index)) as records:
                 counts = apply_export(conn, self.blocks, export.header, records, self.linker, options,
                                       progress=tick, name=remote.name)
             entry = self._entry(remote, item.sha256, item.header, ledger.APPLIED)

@@ -105,7 +105,9 @@ class KnownDigests(Protocol):
 
     def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str: ...
 
-    def __contains__(self, digest: object) -> bool: ...
+    def find(self, digest: str) -> object | None:
+        """What the writer needs of the counterparty last applied with this digest; None if there is none."""
+        ...
 
 
 # How each field is parsed on the slow path (a record with a problem), and checked.
@@ -369,7 +371,7 @@ class Checker:
         except (ValueError, AttributeError):
             return None
 
-    def unchanged(self, raw: RawCounterparty, cid: str, digest: str) -> Unchanged:
+    def unchanged(self, raw: RawCounterparty, cid: str, digest: str, ref: object = None) -> Unchanged:
         """A counterparty whose digest the writer knows: the same bytes passed every check when they
         were applied, so only what depends on the rest of the file is checked: ids and counts."""
         self.tally.counterparties += 1
@@ -382,7 +384,7 @@ class Checker:
             add(hash((parse_guid(item.get("id")), parse_date(item.get("dueDate")))))
         self.tally.payments += len(raw.payments)
         self.tally.documents += len(raw.documents)
-        return Unchanged(cid, digest, len(raw.payments), len(raw.documents))
+        return Unchanged(cid, digest, len(raw.payments), len(raw.documents), ref)
 
     def _counterparty_problems(self, raw: RawCounterparty) -> str | None:
         """Slow path: report every bad field of the counterparty; return its id if that one is good."""
@@ -668,12 +670,14 @@ def changes_of(checker: Checker, raws: Iterable[RawCounterparty], known: KnownDi
                ) -> Iterator[Counterparty | Unchanged]:
     """Like records_of, but a counterparty whose digest `known` holds comes out as Unchanged, unparsed."""
     checker.known = known
-    convert, digest_of, unchanged = checker.counterparty, checker.digest, checker.unchanged
+    convert, digest_of, unchanged, find = checker.counterparty, checker.digest, checker.unchanged, known.find
     for raw in raws:
         found = digest_of(raw)
-        if found is not None and found[1] in known:
-            yield unchanged(raw, *found)
-            continue
+        if found is not None:
+            ref = find(found[1])
+            if ref is not None:
+                yield unchanged(raw, *found, ref)
+                continue
         record = convert(raw)
         if record is not None:
             record.digest = found[1] if found is not None else None

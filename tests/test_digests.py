@@ -8,8 +8,8 @@ unchanged, a doubtful match falls back to a full parse, and every value reaches 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,9 @@ def site(bitrix_db_url: str, tmp_path: Path) -> Iterator[Site]:
 
 
 def _index(known: list[str]) -> DigestIndex:
-    return DigestIndex(_salt(ApplyOptions(bitrix_tz=MSK), None, MSK), Linker(), known)
+    # As the writer would have stored them: digest, balance row ID, UF_UPDATED_AT.
+    rows = [(d, n, datetime(2026, 11, 25, 9, 0)) for n, d in enumerate(known, 1)]
+    return DigestIndex(_salt(ApplyOptions(bitrix_tz=MSK), None, MSK), Linker(), rows)
 
 
 def _changes(path: Path, index: DigestIndex) -> list[Counterparty | Unchanged]:
@@ -56,7 +58,8 @@ def test_a_known_counterparty_comes_out_unparsed_and_a_changed_one_in_full(tmp_p
 
     again = _changes(path, _index([digests[guid(1)]]))
 
-    assert again[0] == Unchanged(guid(1), digests[guid(1)], payments=3, documents=2)
+    assert again[0] == Unchanged(guid(1), digests[guid(1)], payments=3, documents=2,
+                                 ref=(1, datetime(2026, 11, 25, 9, 0)))
     assert type(again[1]) is Counterparty and again[1].digest == digests[guid(2)]
     # One changed value (the debt) is a new digest: parsed and compared in full.
     cps[0]["debt"] = "1000.01"
@@ -83,14 +86,12 @@ def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path
     assert f"payment id {guid(1000, 1)} is listed 2 times" in str(e.value)
 
 
-def test_a_digest_that_matches_only_in_its_prefix_falls_back_to_a_full_parse(
-    site: Site, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_stored_digest_that_differs_in_any_bit_means_a_full_compare(site: Site) -> None:
     cps = [counterparty(n, payments=2, documents=1) for n in range(1, 4)]
     site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))
     assert site.run().exit_code == 0
     with site.engine.begin() as conn:
-        # Same first 8 bytes (what the index keeps), different digest: as two digests colliding would.
+        # The same first half, a different second one: the index must not take it for unchanged.
         conn.execute(text("UPDATE syncd_counterparty_state SET digest = CONCAT(LEFT(digest, 16), REPEAT('0', 16)) "
                           "WHERE guid = :g"), {"g": guid(2)})
         conn.execute(text("UPDATE contractor_balance SET UF_DEBT = 1 WHERE UF_CONTRACTOR_XML_ID = :g"),
@@ -98,16 +99,30 @@ def test_a_digest_that_matches_only_in_its_prefix_falls_back_to_a_full_parse(
     cps[2]["debt"] = "3000.00"
     site.drop("settlements_2.xml", xml_export(cps, generated_at="2026-11-25T11:00:00"))
 
-    with caplog.at_level(logging.INFO, logger="syncd"):
-        result = site.run()
+    result = site.run()
 
     assert [(f.name, f.status) for f in result.files] == [("settlements_2.xml", "applied")]
-    assert f"the stored digest of counterparty {guid(2)} differs; applying with a full parse" in caplog.text
     bal = site.balance()
-    # The full parse compared counterparty 2's rows and put the hand edit right; 3 took its new debt.
+    # Counterparty 2 was parsed and compared in full, which put the hand edit right; 3 took its new debt.
     assert (bal[guid(2)]["UF_DEBT"], bal[guid(3)]["UF_DEBT"]) == (1000.0, 3000.0)
+    assert bal[guid(1)]["UF_UPDATED_AT"] == datetime(2026, 11, 25, 11, 0)  # 1, unchanged, confirmed
     [_, entry] = site.imports()
     assert (entry["balance_updated"], entry["balance_unchanged"]) == (2, 1)
+
+
+def test_an_unchanged_counterparty_confirmed_by_a_newer_export_is_left_alone(site: Site) -> None:
+    cps = [counterparty(n, payments=1) for n in range(1, 3)]
+    site.drop("settlements_2.xml", xml_export(cps, generated_at="2026-11-25T11:00:00"))
+    assert site.run().exit_code == 0
+    # A late delta as of 10:00 with the same bytes for counterparty 1: its digest is known, but its rows
+    # are newer than the file, so they keep their time.
+    site.drop("settlements_1.xml", xml_export(cps[:1], generated_at="2026-11-25T10:00:00", mode="delta"))
+
+    [f] = site.run().files
+
+    assert f.status == "applied" and f.counts is not None
+    assert (f.counts.skipped_newer, f.counts.balance.unchanged) == (1, 1)
+    assert site.balance()[guid(1)]["UF_UPDATED_AT"] == datetime(2026, 11, 25, 11, 0)
 
 
 def test_values_reach_the_database_exactly_whatever_characters_they_hold(site: Site) -> None:

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
@@ -128,10 +128,6 @@ class HeldByGuard(Exception):
     """The export would take the debts off too many counterparties; it needs an admin's approval."""
 
 
-class StaleDigests(Exception):
-    """A counterparty came as Unchanged but its stored digest differs: apply the file again without the index."""
-
-
 def _salt(options: ApplyOptions, payments_from: datetime | None, source_tz: tzinfo | None) -> bytes:
     # Whatever changes how a counterparty's rows come out, or whether its bytes are valid, belongs in
     # its digest: the site's zone, the payments window, the zone of the file's times, syncd's rules.
@@ -140,21 +136,31 @@ def _salt(options: ApplyOptions, payments_from: datetime | None, source_tz: tzin
 
 class DigestIndex:
     """The digests of what syncd last applied, so the reader can tell an unchanged counterparty before
-    parsing it (syncd.validate.KnownDigests).
+    parsing it (syncd.validate.KnownDigests), and the writer can confirm it without reading anything.
 
     A digest covers the counterparty's bytes in the file, its site user and the salt (see _salt); the
-    writer stores it per counterparty in syncd_counterparty_state. The index holds the first 8 bytes
-    of every digest that is still trusted and whose balance row exists, sorted in an array: 8 bytes
-    per counterparty. The writer compares the whole digest before it trusts a match (StaleDigests).
+    writer stores it per counterparty in syncd_counterparty_state. The index holds every digest that is
+    still trusted and whose balance row exists, with that row's ID and UF_UPDATED_AT, in four sorted
+    arrays: 32 bytes per counterparty.
     """
 
-    def __init__(self, salt: bytes, linker: Linker, digests: Iterable[str]) -> None:
+    def __init__(self, salt: bytes, linker: Linker, rows: Iterable[tuple[str, int, datetime | None]]) -> None:
         self._salt = salt
         self._user_for = linker.user_for
-        self._keys = array("q", sorted(_key(d) for d in digests))
+        hi, lo, ids, stamps = array("Q"), array("Q"), array("q"), array("q")
+        for digest, row_id, stamp in rows:
+            hi.append(int(digest[:16], 16))
+            lo.append(int(digest[16:32], 16))
+            ids.append(row_id)
+            stamps.append(_NO_STAMP if stamp is None else int((stamp - _EPOCH).total_seconds()))
+        order = sorted(range(len(hi)), key=hi.__getitem__)
+        self._hi = array("Q", (hi[i] for i in order))
+        self._lo = array("Q", (lo[i] for i in order))
+        self._ids = array("q", (ids[i] for i in order))
+        self._stamps = array("q", (stamps[i] for i in order))
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._hi)
 
     def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
         h = hashlib.blake2b(self._salt, digest_size=16)
@@ -166,20 +172,22 @@ class DigestIndex:
             h.update(view[i : i + _HASH_PIECE])
         return h.hexdigest()
 
-    def __contains__(self, digest: object) -> bool:
-        if not isinstance(digest, str):
-            return False
-        key = _key(digest)
-        keys = self._keys
-        i = bisect.bisect_left(keys, key)
-        return i < len(keys) and keys[i] == key
+    def find(self, digest: str) -> tuple[int, datetime | None] | None:
+        """(balance row ID, its UF_UPDATED_AT) of the counterparty last applied with this digest."""
+        hi, lo = int(digest[:16], 16), int(digest[16:32], 16)
+        keys = self._hi
+        i = bisect.bisect_left(keys, hi)
+        while i < len(keys) and keys[i] == hi:
+            if self._lo[i] == lo:
+                stamp = self._stamps[i]
+                return self._ids[i], None if stamp == _NO_STAMP else _EPOCH + timedelta(seconds=stamp)
+            i += 1
+        return None
 
 
 _HASH_PIECE = 2047  # hashlib's GIL_MINSIZE is 2048
-
-
-def _key(digest: str) -> int:
-    return int.from_bytes(bytes.fromhex(digest[:16]), "big", signed=True)
+_EPOCH = datetime(1970, 1, 1)
+_NO_STAMP = -(1 << 63)
 
 
 def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linker, options: ApplyOptions,
@@ -188,12 +196,12 @@ def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linke
     st, bal = counterparty_state, blocks.balance
     trust_after = datetime.now(UTC).replace(tzinfo=None) - options.trust_digest_for
     q = (
-        select(st.c.digest)
+        select(st.c.digest, bal.c.ID, bal.c.UF_UPDATED_AT)
         .join(bal, bal.c.UF_CONTRACTOR_XML_ID == st.c.guid)
         .where(st.c.checked_at >= trust_after)
     )
     salt = _salt(options, _payments_from(header, options.bitrix_tz), source_tz)
-    return DigestIndex(salt, linker, conn.execute(q).scalars())
+    return DigestIndex(salt, linker, ((d, i, t) for d, i, t in conn.execute(q)))
 
 
 def _local(moment: datetime, bitrix_tz: tzinfo) -> datetime:
@@ -464,40 +472,42 @@ class Writer:
 
     def _apply_batch(self, batch: list[Counterparty | Unchanged]) -> None:
         bal = self.b.balance
-        ids = [cp.id for cp in batch]
-        # Only what decides the path; whole rows are read below for the counterparties that changed.
-        path_cols = ("ID", "UF_CONTRACTOR_XML_ID", "UF_UPDATED_AT")
-        rows = [] if self._balance_empty else self._select_in(bal, "UF_CONTRACTOR_XML_ID", ids, columns=path_cols)
-        stamps = {r["UF_CONTRACTOR_XML_ID"]: r for r in rows}
         current: list[Counterparty] = []
-        same: list[Unchanged] = []
+        confirm: list[int] = []
         for cp in batch:
-            row = stamps.get(cp.id)
-            stamp = row["UF_UPDATED_AT"] if row else None
-            if stamp is not None and stamp > self.as_of:
-                self.counts.skipped_newer += 1
+            if type(cp) is Unchanged:
+                # What the index read at the start: no lookup per batch for the unchanged majority.
+                row_id, stamp = cast(tuple[int, datetime | None], cp.ref)
                 self.counts.balance.unchanged += 1
-            elif type(cp) is Unchanged:
-                same.append(cp)
+                if stamp is not None and stamp > self.as_of:
+                    self.counts.skipped_newer += 1
+                    continue
+                self.counts.payments.unchanged += cp.payments
+                self.counts.documents.unchanged += cp.documents
+                if stamp != self.as_of:
+                    confirm.append(row_id)
             else:
                 current.append(cp)  # type: ignore[arg-type]
         self.counts.counterparties += len(batch)
-        if not current and not same:
+        if not current:
+            self._confirm(confirm)
             return
+        # Only what decides the path; whole rows are read below for the counterparties that changed.
+        path_cols = ("ID", "UF_CONTRACTOR_XML_ID", "UF_UPDATED_AT")
+        ids = [cp.id for cp in current]
+        rows = [] if self._balance_empty else self._select_in(bal, "UF_CONTRACTOR_XML_ID", ids, columns=path_cols)
+        stamps = {r["UF_CONTRACTOR_XML_ID"]: r for r in rows}
+        newer = {g for g, r in stamps.items() if r["UF_UPDATED_AT"] is not None and r["UF_UPDATED_AT"] > self.as_of}
+        if newer:
+            self.counts.skipped_newer += len(newer)
+            self.counts.balance.unchanged += len(newer)
+            current = [cp for cp in current if cp.id not in newer]
         # One lookup per counterparty: the digest and all three blocks need its user.
         self._users = {cp.id: self.linker.user_for(cp.id, cp.inn, cp.kpp) for cp in current}
         digests = {cp.id: cp.digest or self._digest(cp) for cp in current}
         # Stored digests only count for counterparties with a balance row (see below).
-        stored = self._stored_digests([*(g for g in digests if g in stamps), *(u.id for u in same)])
+        stored = self._stored_digests([g for g in digests if g in stamps])
         changed: list[Counterparty] = []
-        confirm: list[int] = []
-        for u in same:
-            row, old = stamps.get(u.id), stored.get(u.id)
-            if row is None or old is None or old[0] != u.digest:
-                raise StaleDigests(u.id)
-            self._count_unchanged(u.payments, u.documents)
-            if row["UF_UPDATED_AT"] != self.as_of:
-                confirm.append(row["ID"])
         for cp in current:
             old = stored.get(cp.id)
             row = stamps.get(cp.id)
@@ -807,8 +817,7 @@ def apply_export(
     progress: Callable[[int], None] | None = None,
     name: str = "export",
 ) -> ApplyCounts:
-    """Apply one export in the caller's transaction. Raises HeldByGuard, ExportError or StaleDigests
-    (caller rolls back)."""
+    """Apply one export in the caller's transaction. Raises HeldByGuard or ExportError (caller rolls back)."""
     return Writer(conn, blocks, header, linker, options, progress, name).apply(counterparties)
 
 
