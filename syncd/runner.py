@@ -183,13 +183,19 @@ class Runner:
         result = RunResult(started=ledger.utcnow())
         try:
             self._check_database()
-            # One load of the links per run: every file and the closing relink use the same ones.
+            # One load of the links per run: the relink and every file use the same ones.
             with self.engine.connect() as conn:
                 self.linker = load_linker(conn, self.cfg.bitrix.link_by)
             state = _State(self.cfg.state.dir, self.cfg.state.keep_applied)
             # Before the files: they are written with the current links, so a relink needed after a
-            # link change only has to reach the rows already there (on a first load: none).
-            result.links = self._refresh_links(state)
+            # link change only has to reach the rows already there (on a first load: none). If it
+            # fails, the files are still applied and the run reports the failure; the next run retries.
+            relink_failed: DatabaseError | None = None
+            try:
+                result.links = self._refresh_links(state)
+            except DatabaseError as exc:
+                log.error("%s", exc)
+                relink_failed = exc
             with ExitStack() as stack:
                 source = stack.enter_context(open_source(self.cfg.source))
                 self.source = source
@@ -212,6 +218,8 @@ class Runner:
                         item.path.unlink(missing_ok=True)
                         continue
                     self._handle(source, state, item, result)
+            if relink_failed is not None:
+                result.error = relink_failed
         except SyncdError as exc:
             result.error = exc
         except OperationalError as exc:

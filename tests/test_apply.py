@@ -303,6 +303,31 @@ def test_a_file_still_being_written_waits(site: Site) -> None:
     assert site.balance() == {}
 
 
+def test_a_failing_relink_does_not_keep_the_files_from_being_applied(site: Site) -> None:
+    from sqlalchemy import text as sql
+
+    site.drop("settlements_1.xml", xml_export([counterparty(1, documents=1)], generated_at="2026-11-25T10:00:00"))
+    assert site.run().exit_code == 0
+    user = site.add_user("late-registrant", fields={"UF_1C_CONTRACTOR_ID": guid(1)})
+    with site.engine.begin() as conn:  # the relink's UPDATE of counterparty 1's balance row fails
+        conn.execute(sql("CREATE TRIGGER refuse_relink BEFORE UPDATE ON contractor_balance FOR EACH ROW "
+                         "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no updates today'"))
+    site.drop("settlements_2.xml", xml_export([counterparty(2)], generated_at="2026-11-25T11:00:00", mode="delta"))
+
+    result = site.run()
+
+    assert [(f.name, f.status) for f in result.files] == [("settlements_2.xml", "applied")]
+    assert result.exit_code == 7 and "relinking the blocks to changed links failed" in str(result.error)
+    assert site.balance()[guid(1)]["UF_BITRIX_USER_ID"] is None
+    with site.engine.begin() as conn:
+        conn.execute(sql("DROP TRIGGER refuse_relink"))
+
+    again = site.run()  # the relink is retried: its fingerprint was not stored
+
+    assert again.exit_code == 0 and again.links is not None
+    assert site.balance()[guid(1)]["UF_BITRIX_USER_ID"] == user
+
+
 def test_a_changed_link_reaches_all_blocks_on_the_next_run_without_a_file(site: Site) -> None:
     site.drop("settlements_1.xml", xml_export([counterparty(1, payments=2, documents=1)]))
     first = site.run()
