@@ -478,12 +478,10 @@ class Writer:
             if type(cp) is Unchanged:
                 # What the index read at the start: no lookup per batch for the unchanged majority.
                 row_id, stamp = cast(tuple[int, datetime | None], cp.ref)
-                self.counts.balance.unchanged += 1
                 if stamp is not None and stamp > self.as_of:
-                    self.counts.skipped_newer += 1
+                    self._skip_newer(1)
                     continue
-                self.counts.payments.unchanged += cp.payments
-                self.counts.documents.unchanged += cp.documents
+                self._count_unchanged(cp.payments, cp.documents)
                 if stamp != self.as_of:
                     confirm.append(row_id)
             else:
@@ -499,8 +497,7 @@ class Writer:
         stamps = {r["UF_CONTRACTOR_XML_ID"]: r for r in rows}
         newer = {g for g, r in stamps.items() if r["UF_UPDATED_AT"] is not None and r["UF_UPDATED_AT"] > self.as_of}
         if newer:
-            self.counts.skipped_newer += len(newer)
-            self.counts.balance.unchanged += len(newer)
+            self._skip_newer(len(newer))
             current = [cp for cp in current if cp.id not in newer]
         # One lookup per counterparty: the digest and all three blocks need its user.
         self._users = {cp.id: self.linker.user_for(cp.id, cp.inn, cp.kpp) for cp in current}
@@ -532,6 +529,11 @@ class Writer:
 
     def _empty(self, table: Table) -> bool:
         return self.conn.execute(select(table.c.ID).limit(1)).first() is None
+
+    def _skip_newer(self, count: int) -> None:
+        # Confirmed by a newer export than this one: left as they are.
+        self.counts.skipped_newer += count
+        self.counts.balance.unchanged += count
 
     def _count_unchanged(self, payments: int, documents: int) -> None:
         self.counts.balance.unchanged += 1
