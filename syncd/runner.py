@@ -7,7 +7,6 @@ The daemon and the CLI only call `run_once`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import time
@@ -97,14 +96,6 @@ class _Fetched:
     path: Path
     sha256: str
     header: Header
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _State:
@@ -269,12 +260,11 @@ class Runner:
         t0 = time.monotonic()
         shown = self.progress
         try:
-            source.fetch(remote, path, (lambda d, t: shown.download(remote.name, d, t)) if shown else None)
+            sha = source.fetch(remote, path, (lambda d, t: shown.download(remote.name, d, t)) if shown else None)
         except SourceError:
             # A partial set of files must not be applied out of order: the whole run fails, applying nothing.
             path.unlink(missing_ok=True)
             raise
-        sha = _sha256(path)
         try:
             header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone)
         except ExportError as exc:

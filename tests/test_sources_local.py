@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from datetime import timedelta
@@ -82,8 +83,9 @@ def test_fetch_copies_whole_file(tmp_path: Path) -> None:
     out.mkdir()
     with source(tmp_path / "in") as src:
         (f,) = src.list().ready
-        src.fetch(f, out / "x.xml")
+        sha = src.fetch(f, out / "x.xml")
     assert (out / "x.xml").read_bytes() == data
+    assert sha == hashlib.sha256(data).hexdigest()
     assert os.listdir(out) == ["x.xml"]  # no temp file left beside it
 
 

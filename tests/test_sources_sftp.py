@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import re
@@ -131,8 +132,9 @@ def test_fetch_downloads_whole_file(sshd: SshServer, remote_dir: Path, tmp_path:
     sshd.put(remote_dir / "settlements_1.xml", data)
     with source(sshd, remote_dir) as src:
         (f,) = src.list().ready
-        src.fetch(f, tmp_path / "export.xml")
+        sha = src.fetch(f, tmp_path / "export.xml")
     assert (tmp_path / "export.xml").read_bytes() == data
+    assert sha == hashlib.sha256(data).hexdigest()  # hashed on the way, not read again
     assert os.listdir(tmp_path) == ["export.xml"]  # no temp file left beside it
 
 

@@ -49,8 +49,9 @@ class Source(Protocol):
 
     def list(self) -> Listing: ...
 
-    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
-        """Download `file` to `dest` (written whole or not at all); its size must match the listing.
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> str:
+        """Download `file` to `dest` (written whole or not at all) and return its sha256 (hex); its size
+        must match the listing.
 
         `progress(bytes_done, bytes_total)` is called as the download goes.
         """

@@ -8,12 +8,14 @@ without a server.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
+from typing import BinaryIO
 
 from syncd.config import SourceConfig
 from syncd.sources import Listing, RemoteFile, Waiting
@@ -110,3 +112,18 @@ def numbered_name(name: str, n: int) -> str:
 def join(folder: str, *names: str) -> str:
     """Join remote (POSIX) path parts; `.` folders stay relative to the login directory."""
     return posixpath.normpath(posixpath.join(folder, *names))
+
+
+class HashingWriter:
+    """Writes to `out` and keeps the sha256 of what went through, so a download is not read again to hash it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        return self._out.write(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()

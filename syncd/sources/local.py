@@ -11,7 +11,7 @@ from pathlib import Path
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, RemoteFile
-from syncd.sources.base import Entry, classify_now, marker_name, numbered_name
+from syncd.sources.base import Entry, HashingWriter, classify_now, marker_name, numbered_name
 
 _MAX_SUFFIX = 1000
 
@@ -56,15 +56,16 @@ class LocalSource:
             raise SourceError(f"cannot list source folder {self.folder}: {exc.strerror}") from None
         return classify_now(entries, self.cfg)
 
-    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> str:
         src = self.folder / file.name
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             try:
                 with src.open("rb") as fin, tmp.open("wb") as fout:
                     done = 0
+                    hashed = HashingWriter(fout)
                     while chunk := fin.read(1 << 20):
-                        fout.write(chunk)
+                        hashed.write(chunk)
                         done += len(chunk)
                         if progress is not None:
                             progress(done, file.size)
@@ -81,6 +82,7 @@ class LocalSource:
                     f"copied {copied}); will retry next run"
                 )
             os.replace(tmp, dest)
+            return hashed.hexdigest()
         finally:
             tmp.unlink(missing_ok=True)
 

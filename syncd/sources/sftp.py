@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NoReturn, Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
@@ -29,7 +29,15 @@ from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, RemoteFile
-from syncd.sources.base import Entry, classify_now, format_seconds, join, marker_name, numbered_name
+from syncd.sources.base import (
+    Entry,
+    HashingWriter,
+    classify_now,
+    format_seconds,
+    join,
+    marker_name,
+    numbered_name,
+)
 
 # The slowest link a download is allowed before the deadline aborts it (bytes/s, ~1 Mbit/s):
 # a 100 MB export gets io_timeout + ~13 minutes.
@@ -67,7 +75,7 @@ class _Answers:
 
 
 def _download(
-    sftp: paramiko.SFTPClient, remote: str, size: int, out: BinaryIO, progress: Callable[[int, int], None]
+    sftp: paramiko.SFTPClient, remote: str, size: int, out: HashingWriter, progress: Callable[[int, int], None]
 ) -> None:
     """Write the first `size` bytes of `remote` to `out`, calling progress(done, size) per chunk.
 
@@ -391,7 +399,7 @@ class SftpSource:
         ]
         return classify_now(entries, self.cfg)
 
-    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> None:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> str:
         sftp = self._conn
         remote = join(self.cfg.remote_dir, file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
@@ -420,7 +428,8 @@ class SftpSource:
                 watchdog.start()
                 try:
                     with tmp.open("wb") as out:
-                        _download(sftp, remote, file.size, out, check)
+                        hashed = HashingWriter(out)
+                        _download(sftp, remote, file.size, hashed, check)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
                         self._drop(f"a download took longer than {format_seconds(budget)}")
@@ -440,6 +449,7 @@ class SftpSource:
                     f"downloaded {got}, now {after.st_size}); will retry next run"
                 )
             os.replace(tmp, dest)
+            return hashed.hexdigest()
         finally:
             tmp.unlink(missing_ok=True)
 
