@@ -401,24 +401,22 @@ class Runner:
         done = self._done_before(header, None)
         if done is None:
             return False
-        status, why = done
-        with self.engine.begin() as conn:
-            # The bytes were not read, so no sha256: the ledger column holds "" for such entries.
-            ledger.record(conn, **self._entry(remote, "", header, status), error=why)
-        source.finish(remote, self.cfg.source.on_success)
-        log.info("%s %s: %s (not downloaded)", status, remote.name, why)
-        self._emit(result, FileOutcome(remote.name, status, why, header, seconds=time.monotonic() - t0))  # type: ignore[arg-type]
+        # The bytes were not read, so no sha256: the ledger column holds "" for such entries.
+        self._record_skip(source, remote, "", header, *done, result, t0, note=" (not downloaded)")
         return True
 
     def _skip(self, source: Source, item: _Fetched, status: str, why: str, result: RunResult, t0: float) -> None:
-        with self.engine.begin() as conn:
-            ledger.record(conn, **self._entry(item.remote, item.sha256, item.header, status), error=why)
         item.path.unlink(missing_ok=True)
-        source.finish(item.remote, self.cfg.source.on_success)
-        log.info("%s %s: %s", status, item.remote.name, why)
-        self._emit(
-            result, FileOutcome(item.remote.name, status, why, item.header, seconds=time.monotonic() - t0)  # type: ignore[arg-type]
-        )
+        self._record_skip(source, item.remote, item.sha256, item.header, status, why, result, t0)
+
+    def _record_skip(self, source: Source, remote: RemoteFile, sha: str, header: Header, status: str, why: str,
+                     result: RunResult, t0: float, *, note: str = "") -> None:
+        """A duplicate or superseded file: into the ledger, off the source as on success, into the result."""
+        with self.engine.begin() as conn:
+            ledger.record(conn, **self._entry(remote, sha, header, status), error=why)
+        source.finish(remote, self.cfg.source.on_success)
+        log.info("%s %s: %s%s", status, remote.name, why, note)
+        self._emit(result, FileOutcome(remote.name, status, why, header, seconds=time.monotonic() - t0))  # type: ignore[arg-type]
 
 
 T = TypeVar("T")

@@ -159,9 +159,6 @@ class DigestIndex:
         self._ids = array("q", (ids[i] for i in order))
         self._stamps = array("q", (stamps[i] for i in order))
 
-    def __len__(self) -> int:
-        return len(self._hi)
-
     def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
         h = hashlib.blake2b(self._salt, digest_size=16)
         h.update(f"{guid}|{self._user_for(guid, inn, kpp)}|".encode())
