@@ -4,9 +4,11 @@
     .venv/bin/python -m bench.sftp_download --size-mb 100,300 --requests 32,128
 
 Methods: (a) `old`, paramiko's get() with max_concurrent_prefetch_requests=64 (syncd before the
-pipelined loop); (b) `plain`, get() with no limit; (c) `new`, SftpSource.fetch. Each download runs
-in a fresh child process (this script re-run with --child), so the peak RSS that os.wait4 reports
-is that method's alone. `--requests` adds a `new` row per REQUESTS value (reads in flight).
+pipelined loop); (b) `plain`, get() with no limit; (c) `new-32k`, SftpSource.fetch with 32 KiB
+reads over paramiko's default 32 KiB packets (syncd before it asked the server for its read limit);
+(d) `new`, SftpSource.fetch as it is. Each download runs in a fresh child process (this script
+re-run with --child), so the peak RSS that os.wait4 reports is that method's alone. `--requests`
+adds a `new` row per REQUESTS value (reads in flight).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from syncd.config import SourceConfig
 from syncd.sources import sftp as sftp_module
 from tests.rig.sshd import running_sshd, set_age
 
-METHODS = ("old", "plain", "new")
+METHODS = ("old", "plain", "new-32k", "new")
 
 
 def config(server: dict[str, str]) -> SourceConfig:
@@ -54,10 +56,14 @@ def child(args: argparse.Namespace) -> None:
     dest = Path(args.dest)
     if args.requests_in_flight:
         sftp_module.REQUESTS = args.requests_in_flight
+    if args.method == "new-32k":
+        sftp_module.read_size = lambda sftp: sftp_module.CHUNK
+        sftp_module.PACKET = paramiko.common.DEFAULT_MAX_PACKET_SIZE
+        sftp_module.WINDOW = paramiko.common.DEFAULT_WINDOW_SIZE
     with sftp_module.SftpSource(cfg) as src:
         (file,) = src.list().ready
         started = time.monotonic()
-        if args.method == "new":
+        if args.method.startswith("new"):
             src.fetch(file, dest)
         else:
             limit = 64 if args.method == "old" else None
@@ -111,8 +117,9 @@ def main() -> None:
         return
     runs: list[tuple[str, int | None]] = [(m, None) for m in args.methods.split(",")]
     runs += [("new", int(r)) for r in args.requests.split(",") if r]
-    print(f"paramiko {paramiko.__version__}, REQUESTS={sftp_module.REQUESTS}, "
-          f"CHUNK={sftp_module.CHUNK // 1024} KiB", flush=True)
+    print(f"paramiko {paramiko.__version__}, REQUESTS={sftp_module.REQUESTS}, IN_FLIGHT="
+          f"{sftp_module.IN_FLIGHT >> 20} MiB, reads of {sftp_module.MAX_CHUNK // 1024} KiB where the server "
+          f"announces them, else {sftp_module.CHUNK // 1024} KiB", flush=True)
     print(f"{'size MB':>8} {'method':<14} {'wall s':>7} {'MB/s':>7} {'peak RSS MB':>12}", flush=True)
     with running_sshd() as server, tempfile.TemporaryDirectory(prefix="sftp-bench-") as local:
         for mb in (int(x) for x in args.size_mb.split(",")):

@@ -138,31 +138,47 @@ def test_fetch_downloads_whole_file(sshd: SshServer, remote_dir: Path, tmp_path:
     assert os.listdir(tmp_path) == ["export.xml"]  # no temp file left beside it
 
 
-def test_fetch_keeps_the_pipeline_going_and_reports_progress(
-    sshd: SshServer, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Few requests in flight: the 20 MiB file needs ~640 refills, each answer consumed in order.
-    monkeypatch.setattr(sftp_module, "REQUESTS", 3)
-    data = os.urandom(20 * 1024 * 1024 + 4321)
-    sshd.put(remote_dir / "settlements_1.xml", data)
+def fetch_with_progress(server: SshServer, remote_dir: Path, dest: Path, data: bytes) -> list[tuple[int, int]]:
+    server.put(remote_dir / "settlements_1.xml", data)
     calls: list[tuple[int, int]] = []
-    with source(sshd, remote_dir) as src:
+    with source(server, remote_dir) as src:
         (f,) = src.list().ready
-        src.fetch(f, tmp_path / "export.xml", progress=lambda done, total: calls.append((done, total)))
+        src.fetch(f, dest, progress=lambda done, total: calls.append((done, total)))
         assert src.list().ready == [f]  # no stray answers confuse the next request
-    assert (tmp_path / "export.xml").read_bytes() == data
+    assert dest.read_bytes() == data
     assert calls[-1] == (len(data), len(data))
     assert all(total == len(data) for _, total in calls)
     assert all(a[0] < b[0] for a, b in itertools.pairwise(calls))
-    assert len(calls) == -(-len(data) // sftp_module.CHUNK)  # once per chunk, as bytes arrive
+    return calls
+
+
+def test_fetch_keeps_the_pipeline_going_and_reports_progress(
+    sshd: SshServer, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few requests in flight: the 20 MiB file needs ~80 refills, each answer consumed in order.
+    monkeypatch.setattr(sftp_module, "REQUESTS", 3)
+    data = os.urandom(20 * 1024 * 1024 + 4321)
+    calls = fetch_with_progress(sshd, remote_dir, tmp_path / "export.xml", data)
+    # OpenSSH announces 255 KiB reads (limits@openssh.com): once per such chunk, as bytes arrive.
+    assert len(calls) == -(-len(data) // sftp_module.MAX_CHUNK) == 81
+
+
+def test_fetch_from_a_server_without_the_limits_extension_reads_32_kib(remote_dir: Path, tmp_path: Path) -> None:
+    # The server refuses limits@openssh.com, as a server that does not know it would: syncd asks for
+    # the 32 KiB every SFTP server must serve, and the download is just as complete.
+    data = os.urandom(3 * 1024 * 1024 + 99)
+    with running_sshd(sftp_flags="-P limits") as server:
+        calls = fetch_with_progress(server, remote_dir, tmp_path / "export.xml", data)
+    assert len(calls) == -(-len(data) // 32768) == 97
 
 
 def test_fetch_completes_short_reads(
     sshd: SshServer, remote_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # OpenSSH's sftp-server answers at most ~256 KiB per read: asking for 1 MiB gets short reads,
-    # which must be completed by asking for the rest before later chunks are written.
-    monkeypatch.setattr(sftp_module, "CHUNK", 1024 * 1024)
+    # OpenSSH's sftp-server answers at most 255 KiB per read: asking for 1 MiB (more than it
+    # announced) gets short reads, which must be completed by asking for the rest before later
+    # chunks are written. A server that returns less than asked is allowed by the protocol.
+    monkeypatch.setattr(sftp_module, "read_size", lambda sftp: 1024 * 1024)
     monkeypatch.setattr(sftp_module, "REQUESTS", 2)
     data = os.urandom(5 * 1024 * 1024 + 17)
     sshd.put(remote_dir / "settlements_1.xml", data)

@@ -13,9 +13,11 @@ import base64
 import collections
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import stat
+import struct
 import threading
 import time
 import uuid
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import NoReturn, Protocol, cast
 
 import paramiko
-from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
+from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, CMD_STATUS, int64
 
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
@@ -39,15 +41,25 @@ from syncd.sources.base import (
     numbered_name,
 )
 
+log = logging.getLogger(__name__)
+
 # The slowest link a download is allowed before the deadline aborts it (bytes/s, ~1 Mbit/s):
 # a 100 MB export gets io_timeout + ~13 minutes.
 MIN_RATE = 128 * 1024
-# A download keeps REQUESTS reads of CHUNK bytes in flight on one handle (OpenSSH's own client
-# keeps 64; unbounded prefetch hangs some servers), so it holds at most REQUESTS * CHUNK bytes.
+# A download keeps up to REQUESTS reads in flight on one handle (OpenSSH's own client keeps 64;
+# unbounded prefetch hangs some servers), and at most IN_FLIGHT bytes of them.
 # Not paramiko's get()/readv(): their prefetch thread races with the reader (paramiko PR #2519),
 # which then falls back to one round trip per 32 KiB while the thread's answers pile up in memory.
 REQUESTS = 64
+IN_FLIGHT = 4 << 20
 CHUNK = 32 * 1024  # paramiko's SFTPFile.MAX_REQUEST_SIZE; the size every SFTP server must serve
+# paramiko spends its time per SSH packet, not per byte: with its default 32 KiB packets a 32 KiB
+# read answer takes two packets, and 300 MB took 4.6 s of a GIL the parser needs. A server that
+# says it serves larger reads (OpenSSH's limits@openssh.com: 255 KiB) gets them, over packets
+# large enough to carry one answer each: 1.1 s for the same 300 MB (bench/sftp_download.py).
+MAX_CHUNK = 255 * 1024
+PACKET = 256 * 1024
+WINDOW = 8 << 20
 _MAX_SUFFIX = 1000
 
 
@@ -57,6 +69,7 @@ class _Requests(Protocol):
     def _async_request(self, fileobj: object, t: int, *args: object) -> int: ...
     def _read_response(self, waitfor: int | None = None) -> tuple[int | None, paramiko.Message | None]: ...
     def _convert_status(self, msg: paramiko.Message) -> None: ...
+    def _request(self, t: int, *args: object) -> tuple[int | None, paramiko.Message | None]: ...
 
 
 class _Answers:
@@ -74,13 +87,33 @@ class _Answers:
         self.got[num] = (t, msg)
 
 
+def read_size(sftp: paramiko.SFTPClient) -> int:
+    """The largest read to ask `sftp` for: what it announces (limits@openssh.com, capped at
+    MAX_CHUNK), or CHUNK from a server that does not know the extension."""
+    raw = cast(_Requests, sftp)
+    try:
+        t, msg = raw._request(CMD_EXTENDED, "limits@openssh.com")
+    except (OSError, EOFError, paramiko.SFTPError):  # SSH_FX_OP_UNSUPPORTED, as the protocol asks
+        return CHUNK
+    if t != CMD_EXTENDED_REPLY or msg is None:
+        return CHUNK
+    try:
+        msg.get_int64()  # max packet length
+        max_read = msg.get_int64()
+    except (struct.error, IndexError, ValueError):  # a reply shorter than the extension's
+        return CHUNK
+    # 0 means "no limit given"; below CHUNK would be a broken answer: every server serves CHUNK.
+    return min(max_read, MAX_CHUNK) if max_read >= CHUNK else CHUNK
+
+
 def _download(
-    sftp: paramiko.SFTPClient, remote: str, size: int, out: HashingWriter, progress: Callable[[int, int], None]
+    sftp: paramiko.SFTPClient, remote: str, size: int, out: HashingWriter, progress: Callable[[int, int], None],
+    chunk: int = CHUNK,
 ) -> None:
     """Write the first `size` bytes of `remote` to `out`, calling progress(done, size) per chunk.
 
     One thread sends the read requests and consumes their answers in file order, topping the
-    requests in flight back up to REQUESTS after each answer: no prefetch thread, so no race
+    requests in flight back up after each answer: no prefetch thread, so no race
     and no buffer beyond the requests in flight. Uses SFTPClient's request primitives
     (_async_request, _read_response, _convert_status), stable across paramiko releases and
     pinned by setup.cfg (<6). Stops early if the file turns out shorter than `size`; the
@@ -97,10 +130,11 @@ def _download(
         num = raw._async_request(answers, CMD_READ, handle.handle, int64(offset), int(length))
         return num, offset, length
 
+    requests = max(1, min(REQUESTS, IN_FLIGHT // chunk))
     requested = done = 0
     while done < size:
-        while requested < size and len(pending) < REQUESTS:
-            length = min(CHUNK, size - requested)
+        while requested < size and len(pending) < requests:
+            length = min(chunk, size - requested)
             pending.append(send(requested, length))
             requested += length
         num, offset, length = pending.popleft()
@@ -161,6 +195,7 @@ class SftpSource:
         self.cfg = cfg
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._chunk = CHUNK
         self._dead: str | None = None  # why the connection was dropped on purpose
 
     # ---------------------------------------------------------------- naming
@@ -268,16 +303,21 @@ class SftpSource:
                 allow_agent=False,
                 look_for_keys=False,
             )
-            sftp = client.open_sftp()
+            transport = client.get_transport()
+            assert transport is not None
+            sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW, max_packet_size=PACKET)
+            assert sftp is not None
             channel = sftp.get_channel()
             assert channel is not None
             channel.settimeout(cfg.io_timeout.total_seconds())
+            chunk = read_size(sftp)
         except Exception as exc:
             client.close()
             # paramiko reports a handshake that timed out in its thread as a bare "No existing session".
             timed_out = time.monotonic() - started >= timeout
             raise self._connect_error(exc, where, key is not None, password is not None, timeout, timed_out) from None
-        self._client, self._sftp, self._dead = client, sftp, None
+        self._client, self._sftp, self._dead, self._chunk = client, sftp, None, chunk
+        log.debug("%s: reads of %d KiB", where, chunk // 1024)
 
     def _connect_error(
         self, exc: Exception, where: str, with_key: bool, with_password: bool, timeout: float, timed_out: bool
@@ -429,7 +469,7 @@ class SftpSource:
                 try:
                     with tmp.open("wb") as out:
                         hashed = HashingWriter(out)
-                        _download(sftp, remote, file.size, hashed, check)
+                        _download(sftp, remote, file.size, hashed, check, self._chunk)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
                         self._drop(f"a download took longer than {format_seconds(budget)}")

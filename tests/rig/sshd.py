@@ -236,8 +236,10 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, timeout
 
 
 @contextlib.contextmanager
-def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
+def running_sshd(*, password: bool = False, sftp_flags: str = "") -> Iterator[SshServer]:
     """Yield a started sshd; stopped and its files deleted afterwards.
+
+    sftp_flags go to its internal-sftp (sftp-server(8) options), e.g. "-P limits" to refuse an extension.
 
     password=True also enables password login and sets a random password on the test user for
     the server's lifetime (reset to '*' afterwards); the password is in `SshServer.password`.
@@ -279,7 +281,7 @@ def running_sshd(*, password: bool = False) -> Iterator[SshServer]:
                 "UsePAM no\n"
                 "StrictModes no\n"
                 f"AllowUsers {pw.pw_name}\n"
-                "Subsystem sftp internal-sftp\n"
+                f"Subsystem sftp internal-sftp {sftp_flags}\n"
                 "LogLevel VERBOSE\n"
             )
             with log.open("ab") as out:
