@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
+from collections.abc import Iterable
 from itertools import pairwise
 from typing import IO, Final
 
@@ -48,6 +49,15 @@ class HashSpill:
         buffer.append(h)
         if len(buffer) >= self._block:
             self._flush(h & 0xFF, buffer)
+
+    def add_all(self, hashes: Iterable[int]) -> None:
+        """add() for each; one call per counterparty rather than per id."""
+        buffers, block = self._buffers, self._block
+        for h in hashes:
+            buffer = buffers[h & 0xFF]
+            buffer.append(h)
+            if len(buffer) >= block:
+                self._flush(h & 0xFF, buffer)
 
     def _flush(self, partition: int, buffer: array[int]) -> None:
         if self._closed:

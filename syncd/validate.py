@@ -376,12 +376,11 @@ class Checker:
         were applied, so only what depends on the rest of the file is checked: ids and counts."""
         self.tally.counterparties += 1
         self._cp_hashes.add(hash(cid))
-        add = self._payment_hashes.add
-        for item in raw.payments:
-            add(hash(parse_guid(item.get("id"))))
-        add = self._document_hashes.add
-        for item in raw.documents:
-            add(hash((parse_guid(item.get("id")), parse_date(item.get("dueDate")))))
+        # These bytes passed parse_guid when they were applied, so each id is a 36-character GUID and
+        # its lower case is what parse_guid gives, at a fifth of the cost (1.2 M ids in an L export).
+        self._payment_hashes.add_all([hash(_lower_guid(item.get("id"))) for item in raw.payments])
+        self._document_hashes.add_all([hash((_lower_guid(item.get("id")), parse_date(item.get("dueDate"))))
+                                       for item in raw.documents])
         self.tally.payments += len(raw.payments)
         self.tally.documents += len(raw.documents)
         return Unchanged(cid, digest, len(raw.payments), len(raw.documents), ref)
@@ -571,6 +570,10 @@ class Checker:
                 message = (f"counterparty id {key} is listed {len(where)} times ({listed}); "
                            "each counterparty must appear once in the file")
             self.problem(message, where=where[1], field="id")
+
+
+def _lower_guid(value: object) -> object:
+    return value.lower() if type(value) is str else parse_guid(value)
 
 
 def _quiet(parse: Callable[[object], object], value: object) -> object:

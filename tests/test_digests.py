@@ -71,13 +71,14 @@ def test_a_known_counterparty_comes_out_unparsed_and_a_changed_one_in_full(tmp_p
 
 def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path) -> None:
     cp1 = counterparty(1, payments=2)
+    cp1["payments"][0]["id"] = cp1["payments"][0]["id"].upper()  # the same id, whatever its case
     path = tmp_path / "a.xml"
     path.write_bytes(xml_export([cp1]))
     [record] = _changes(path, _index([]))
     assert isinstance(record, Counterparty) and record.digest
     # The second counterparty lists a payment id the unchanged first one already has.
     cp2 = counterparty(2, payments=1)
-    cp2["payments"][0]["id"] = cp1["payments"][0]["id"]
+    cp2["payments"][0]["id"] = cp1["payments"][0]["id"].lower()
     path.write_bytes(xml_export([cp1, cp2]))
 
     with pytest.raises(ExportError) as e:

@@ -117,3 +117,17 @@ def test_memory_stays_bounded() -> None:
     assert spill._file is not None
     assert os.fstat(spill._file.fileno()).st_size >= (n - PARTITIONS * BLOCK) * 8  # all but the buffers
     spill.close()
+
+
+def test_add_all_finds_what_add_finds() -> None:
+    # add_all is add() per counterparty's ids: the same duplicates, through full blocks on disk too.
+    hashes = [_spread(k) for k in range(20 * PARTITIONS)] + [_spread(5), _spread(2 * BLOCK + 1)]
+    one, many = HashSpill(block=4), HashSpill(block=4)
+    for h in hashes:
+        one.add(h)
+    for start in range(0, len(hashes), 12):
+        many.add_all(hashes[start : start + 12])
+    assert many._file is not None  # blocks were written
+    assert many.colliding() == one.colliding() == {_spread(5), _spread(2 * BLOCK + 1)}
+    one.close()
+    many.close()

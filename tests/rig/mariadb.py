@@ -35,6 +35,14 @@ class MariaDB:
 
     url: URL
     _counter: itertools.count[int]
+    pid: int | None = None  # the server process, when the rig started it (not for SYNCD_TEST_DATABASE_URL)
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server has used so far (Linux /proc), or None if it is not ours."""
+        if self.pid is None:
+            return None
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def create_database(self, prefix: str = "t") -> str:
         name = f"{prefix}_{os.getpid()}_{next(self._counter)}"
@@ -123,7 +131,7 @@ def running_mariadb(buffer_pool: str = "256M") -> Iterator[MariaDB]:
     )
     try:
         _wait_ready(port, proc, log)
-        yield MariaDB(make_url(f"mysql+pymysql://root:@127.0.0.1:{port}/"), itertools.count())
+        yield MariaDB(make_url(f"mysql+pymysql://root:@127.0.0.1:{port}/"), itertools.count(), proc.pid)
     finally:
         proc.terminate()
         try:
