@@ -13,7 +13,7 @@ from typing import Protocol, TextIO
 class Progress(Protocol):
     def download(self, name: str, done: int, total: int) -> None: ...
 
-    def apply(self, name: str, counterparties: int) -> None: ...
+    def apply(self, name: str, counterparties: int, downloaded: tuple[int, int] | None = None) -> None: ...
 
     def clear(self) -> None: ...
 
@@ -40,8 +40,12 @@ class TerminalProgress:
         share = f"{done * 100 // total}%" if total else ""
         self._draw(f"downloading {name}: {share} ({done / 1e6:.1f} of {total / 1e6:.1f} MB)", force=done == total)
 
-    def apply(self, name: str, counterparties: int) -> None:
-        self._draw(f"applying {name}: {counterparties:,} counterparties".replace(",", " "))
+    def apply(self, name: str, counterparties: int, downloaded: tuple[int, int] | None = None) -> None:
+        """`downloaded`: (bytes, of total) for a file applied while it downloads."""
+        text = f"applying {name}: {counterparties:,} counterparties".replace(",", " ")
+        if downloaded is not None:
+            text += f" ({downloaded[0] / 1e6:.1f} of {downloaded[1] / 1e6:.1f} MB downloaded)"
+        self._draw(text)
 
     def clear(self) -> None:
         if self._shown:

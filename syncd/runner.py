@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -17,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import ledger
@@ -48,6 +49,7 @@ from syncd.errors import (
 from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import RunLock
+from syncd.pipe import Pipe
 from syncd.progress import Progress
 from syncd.readahead import ReadAhead
 from syncd.records import Header
@@ -94,8 +96,44 @@ class RunResult:
 class _Fetched:
     remote: RemoteFile
     path: Path
-    sha256: str
+    sha256: str  # "" until a file applied while it downloads has finished downloading
     header: Header
+    streamed: bool = False  # known from its first bytes; downloaded while it is applied
+
+
+class _Download:
+    """`source.fetch` in a thread of its own, its pieces readable from `reader` as they arrive."""
+
+    def __init__(self, source: Source, remote: RemoteFile, path: Path) -> None:
+        self._pipe = Pipe()
+        self.reader = self._pipe.reader()
+        self.done = 0  # bytes downloaded so far, for the progress line
+        self._sha: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(source, remote, path), name="syncd-download",
+                                        daemon=True)
+        self._thread.start()
+
+    def _got(self, done: int, total: int) -> None:
+        self.done = done
+
+    def _run(self, source: Source, remote: RemoteFile, path: Path) -> None:
+        try:
+            self._sha = source.fetch(remote, path, self._got, tee=self._pipe.put)
+        except BaseException as exc:  # handed to the reader and to finish()
+            self._error = exc
+            self._pipe.close(exc)
+        else:
+            self._pipe.close()
+
+    def finish(self) -> str:
+        """Wait for the download's end (not for a reader that stopped early) and return its sha256."""
+        self._pipe.drain()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._sha is not None
+        return self._sha
 
 
 class _State:
@@ -197,9 +235,11 @@ class Runner:
                 for remote in listing.ready:
                     if self.should_stop():
                         break
-                    if self._skip_unread(source, state, remote, result):
-                        continue
-                    item = self._fetch(source, state, remote, result)
+                    item = self._peek(source, state, remote, result)
+                    if item is False:
+                        continue  # a duplicate or superseded one, known from its first bytes
+                    if item is None:
+                        item = self._fetch(source, state, remote, result)
                     if item is not None:
                         fetched.append(item)
                 # Exports apply in the order 1C took them, whatever their names.
@@ -308,7 +348,7 @@ class Runner:
     def _handle(self, source: Source, state: _State, item: _Fetched, result: RunResult) -> None:
         t0 = time.monotonic()
         remote, header = item.remote, item.header
-        done = self._done_before(header, item.sha256)
+        done = self._done_before(header, item.sha256 or None)
         if done is not None:
             self._skip(source, item, *done, result, t0)
             return
@@ -322,15 +362,16 @@ class Runner:
         started = ledger.utcnow()
         shown = self.progress
         applied = 0
+        download = _Download(source, remote, item.path) if item.streamed else None
 
         def tick(batch: int) -> None:
             nonlocal applied
             applied += batch
             if shown:
-                shown.apply(remote.name, applied)
+                shown.apply(remote.name, applied, (download.done, remote.size) if download else None)
 
         try:
-            counts = self._commit(item, options, tick, started)
+            counts = self._commit(item, download, options, tick, started)
         except ExportError as exc:
             self._reject(source, state, remote, item.path, item.sha256, header, str(exc), result, t0)
             return
@@ -352,26 +393,44 @@ class Runner:
         log.info("applied %s: %s", remote.name, format_counts(counts))
         self._emit(result, outcome)
 
-    def _commit(self, item: _Fetched, options: ApplyOptions, tick: Callable[[int], None],
-                started: datetime) -> ApplyCounts:
-        """Apply one export and record it in the ledger, in one transaction."""
+    def _commit(self, item: _Fetched, download: _Download | None, options: ApplyOptions,
+                tick: Callable[[int], None], started: datetime) -> ApplyCounts:
+        """Apply one export and record it in the ledger, in one transaction.
+
+        A file known from its first bytes is applied as it downloads: the parse and the writer work
+        while the rest arrives, and the transaction commits only after the download has ended whole
+        (a failed download raises its SourceError inside the transaction, which then rolls back).
+        """
         remote, source_tz = item.remote, self.cfg.source.timezone
-        with self.engine.begin() as conn, open_export(item.path, name=remote.name, source_tz=source_tz) as export:
-            # In the writer's transaction, so the index and the writer see the same rows.
-            index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
-            with _records(export.changes(index)) as records:
-                counts = apply_export(conn, self.blocks, export.header, records, self.linker, options,
-                                      progress=tick, name=remote.name)
-            entry = self._entry(remote, item.sha256, item.header, ledger.APPLIED)
-            entry["started_at"] = started
-            entry.update(
-                {f"{role}_{action}": getattr(c, action) for role, c in counts.by_role().items()
-                 for action in ledger.ACTIONS}
-            )
-            if self.lock is not None:
-                self.lock.verify()  # another host may hold it now if our lock connection dropped
-            ledger.record(conn, **entry)
+        try:
+            with (self.engine.begin() as conn,
+                  open_export(item.path, name=remote.name, source_tz=source_tz,
+                              growing=download.reader if download else None) as export):
+                # In the writer's transaction, so the index and the writer see the same rows.
+                index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
+                with _records(export.changes(index)) as records:
+                    counts = apply_export(conn, self.blocks, export.header, records, self.linker, options,
+                                          progress=tick, name=remote.name)
+                if download is not None:
+                    item.sha256 = download.finish()
+                self._record_applied(conn, item, counts, started)
+        finally:
+            if download is not None and not item.sha256:
+                # Stopped early (rejected, held, a database error): the file is downloaded whole
+                # all the same, to keep a rejected copy and to leave the session with no reads in flight.
+                item.sha256 = download.finish()
         return counts
+
+    def _record_applied(self, conn: Connection, item: _Fetched, counts: ApplyCounts, started: datetime) -> None:
+        entry = self._entry(item.remote, item.sha256, item.header, ledger.APPLIED)
+        entry["started_at"] = started
+        entry.update(
+            {f"{role}_{action}": getattr(c, action) for role, c in counts.by_role().items()
+             for action in ledger.ACTIONS}
+        )
+        if self.lock is not None:
+            self.lock.verify()  # another host may hold it now if our lock connection dropped
+        ledger.record(conn, **entry)
 
     def _done_before(self, header: Header, sha: str | None) -> tuple[str, str] | None:
         """(duplicate | superseded, why) when the ledger says this export needs no applying."""
@@ -384,26 +443,32 @@ class Runner:
             return ledger.SUPERSEDED, f"a newer full export (as of {newest:%Y-%m-%d %H:%M:%S} UTC) was already applied"
         return None
 
-    def _skip_unread(self, source: Source, state: _State, remote: RemoteFile, result: RunResult) -> bool:
-        """Skip a large file from its first bytes when the ledger already has its export: a 1C job that
-        delivers the same 300 MB twice costs a read of 64 KiB, not a download. False: fetch it whole."""
+    def _peek(self, source: Source, state: _State, remote: RemoteFile, result: RunResult
+              ) -> _Fetched | Literal[False] | None:
+        """A large file told from its first bytes: False when the ledger already has its export (a 1C
+        job that delivers the same 300 MB twice costs a read of 64 KiB, not a download), else the file
+        to apply as it downloads. None: a small file, or one whose first bytes do not tell (a zip, a
+        JSON header after the data): fetched whole first."""
         if remote.size < PEEK_ABOVE:
-            return False
+            return None
         t0 = time.monotonic()
         head = state.download_path(remote.name + ".head")
         try:
-            head.write_bytes(source.head(remote, PEEK_BYTES))
+            first = source.head(remote, PEEK_BYTES)
+            if first.startswith(b"PK"):
+                return None  # a zip's directory is at its end
+            head.write_bytes(first)
             header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone)
         except ExportError:
-            return False  # maybe only cut off by the peek (a late JSON header, a zip): the whole file decides
+            return None  # maybe only cut off by the peek: the whole file decides
         finally:
             head.unlink(missing_ok=True)
         done = self._done_before(header, None)
         if done is None:
-            return False
+            return _Fetched(remote, state.download_path(remote.name), "", header, streamed=True)
         # The bytes were not read, so no sha256: the ledger column holds "" for such entries.
         self._record_skip(source, remote, "", header, *done, result, t0, note=" (not downloaded)")
-        return True
+        return False
 
     def _skip(self, source: Source, item: _Fetched, status: str, why: str, result: RunResult, t0: float) -> None:
         item.path.unlink(missing_ok=True)

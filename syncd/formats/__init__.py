@@ -19,6 +19,7 @@ files, and a `.xml` that is really gzip must still be read.
 from __future__ import annotations
 
 import gzip
+import io
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -98,6 +99,7 @@ class _Stream:
 Opener = Callable[[], AbstractContextManager[tuple[_Stream, Dialect]]]
 
 
+
 class _Reader(Protocol):
     def header(self) -> Header | None: ...
 
@@ -105,27 +107,29 @@ class _Reader(Protocol):
 
 
 @contextmanager
-def _open_source(path: Path, name: str) -> Iterator[tuple[_Stream, Dialect]]:
+def _open_source(path: Path, name: str, growing: io.BufferedReader | None = None) -> Iterator[tuple[_Stream, Dialect]]:
     """The decompressed stream and the format its first byte says."""
     with ExitStack() as stack:
         try:
             # A large buffer: every read that reaches the OS lets go of the GIL, and getting it back
             # while the writer's threads run costs up to a switch interval (5 ms) each time.
-            raw: IO[bytes] = stack.enter_context(open(path, "rb", buffering=_READ_BUFFER))
-            magic = raw.read(4)
-            raw.seek(0)
+            opened = growing or cast(io.BufferedReader, open(path, "rb", buffering=_READ_BUFFER))  # noqa: SIM115
+            raw = stack.enter_context(opened)
+            magic = raw.peek(4)[:4]
         except OSError as e:
             raise ExportError(name, f"cannot open the file: {e.strerror or e}") from None
         if not magic:
             raise ExportError(name, "empty file: 1C may still be writing it, or the export failed")
         compression: str | None = None
-        inner: IO[bytes] = raw
+        inner: IO[bytes] = cast(IO[bytes], raw)
         if magic[:2] == b"\x1f\x8b":
             compression = "gzip"
             inner = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
         elif magic[:2] == b"PK":
+            if growing is not None:  # the central directory is at the end: a zip cannot be read as it comes
+                raise ValueError("a zip export cannot be read while it downloads")
             compression = "zip"
-            inner = stack.enter_context(_open_zip_member(raw, name))
+            inner = stack.enter_context(_open_zip_member(inner, name))
         stream = _Stream(inner, name, compression)
         yield stream, _detect(stream, name, compression)
 
@@ -229,10 +233,15 @@ class Export:
 
 
 @contextmanager
-def open_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Export]:
-    """Open an export for streaming; every problem raises ExportError (see the module docstring)."""
+def open_export(path: Path, *, name: str, source_tz: tzinfo,
+                growing: io.BufferedReader | None = None) -> Iterator[Export]:
+    """Open an export for streaming; every problem raises ExportError (see the module docstring).
+
+    `growing`: the file's bytes as they download (syncd.pipe), read instead of `path`; `path` must
+    hold the whole file once they end (it is read again only to name ids seen twice). Not for zip.
+    """
     # The checker's id hashes spill to a temporary file, released here on success, error or early exit.
-    with (_open_source(path, name) as (stream, kind),
+    with (_open_source(path, name, growing) as (stream, kind),
           closing(Checker(name, source_tz, dialect=kind, strict=True)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
         header = reader.header()

@@ -49,11 +49,14 @@ class Source(Protocol):
 
     def list(self) -> Listing: ...
 
-    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> str:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
+              tee: Callable[[bytes], None] | None = None) -> str:
         """Download `file` to `dest` (written whole or not at all) and return its sha256 (hex); its size
         must match the listing.
 
-        `progress(bytes_done, bytes_total)` is called as the download goes.
+        `progress(bytes_done, bytes_total)` is called as the download goes; `tee(piece)` gets every
+        piece in file order as it is written, so the file can be read while it downloads (whatever
+        `tee` raises aborts the download).
         """
         ...
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
@@ -117,13 +117,17 @@ def join(folder: str, *names: str) -> str:
 class HashingWriter:
     """Writes to `out` and keeps the sha256 of what went through, so a download is not read again to hash it."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, tee: Callable[[bytes], None] | None = None) -> None:
         self._out = out
         self._sha = hashlib.sha256()
+        self._tee = tee
 
     def write(self, data: bytes) -> int:
         self._sha.update(data)
-        return self._out.write(data)
+        written = self._out.write(data)
+        if self._tee is not None:
+            self._tee(data)
+        return written
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()

@@ -56,14 +56,15 @@ class LocalSource:
             raise SourceError(f"cannot list source folder {self.folder}: {exc.strerror}") from None
         return classify_now(entries, self.cfg)
 
-    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> str:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
+              tee: Callable[[bytes], None] | None = None) -> str:
         src = self.folder / file.name
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             try:
                 with src.open("rb") as fin, tmp.open("wb") as fout:
                     done = 0
-                    hashed = HashingWriter(fout)
+                    hashed = HashingWriter(fout, tee)
                     while chunk := fin.read(1 << 20):
                         hashed.write(chunk)
                         done += len(chunk)

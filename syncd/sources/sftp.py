@@ -439,7 +439,8 @@ class SftpSource:
         ]
         return classify_now(entries, self.cfg)
 
-    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None) -> str:
+    def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
+              tee: Callable[[bytes], None] | None = None) -> str:
         sftp = self._conn
         remote = join(self.cfg.remote_dir, file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
@@ -468,7 +469,7 @@ class SftpSource:
                 watchdog.start()
                 try:
                     with tmp.open("wb") as out:
-                        hashed = HashingWriter(out)
+                        hashed = HashingWriter(out, tee)
                         _download(sftp, remote, file.size, hashed, check, self._chunk)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
