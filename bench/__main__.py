@@ -4,10 +4,12 @@
     .venv/bin/python -m bench --quick         # S and M
     .venv/bin/python -m bench --sizes L,3L    # any of S, M, L, 3L (3L: the memory run, XML first load only)
     .venv/bin/python -m bench --sizes L --profile   # the same steps under py-spy; prints where the time goes
+    .venv/bin/python -m bench --sizes L --slow-link 200   # also the 1% step over a 200 Mbit/s link (root, tc)
 
 For each size, in one run on the same server: syncd `run-once` as a subprocess, reading from the
 sshd over SFTP, on (1) the first export (XML; JSON again on a fresh database), (2) the same export
-under a new file name, (3) the next export with 1% of counterparties changed; then (4) the
+under a new file name, (3) the next export with 1% of counterparties changed; (1) and (3) again
+with apply_while_downloading = false (download first, then apply); then (4) the
 baselines, LOAD DATA LOCAL INFILE and a PyMySQL executemany upsert of the very same rows into
 empty tables of the same schema. Peak RSS is the syncd process's own (wait4 rusage), rows written
 come from syncd's ledger (syncd_imports).
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -161,10 +165,11 @@ def make_site(server: MariaDB, prefix: str, linked: dict[str, int]) -> tuple[str
     return url, params
 
 
-def write_config(path: Path, ssh: SshServer, remote: Path, url: str, state: Path) -> None:
+def write_config(path: Path, ssh: SshServer, remote: Path, url: str, state: Path, *, stream: bool = True) -> None:
     path.write_text(
         "[source]\n"
         'type = "sftp"\n'
+        f"apply_while_downloading = {'true' if stream else 'false'}\n"
         f'host = "{ssh.host}"\nport = {ssh.port}\nusername = "{ssh.username}"\n'
         f'private_key = "{ssh.client_key}"\nknown_hosts = "{ssh.known_hosts}"\n'
         f'remote_dir = "{remote}"\npattern = "settlements_*"\nmin_age = "1s"\n'
@@ -223,7 +228,8 @@ def ledger_since(params: dict[str, Any], after_id: int) -> tuple[int, list[tuple
 class Stand:
     """One database + one remote folder + one config: a site syncd keeps applying exports to."""
 
-    def __init__(self, server: MariaDB, ssh: SshServer, prefix: str, linked: dict[str, int], work: Path):
+    def __init__(self, server: MariaDB, ssh: SshServer, prefix: str, linked: dict[str, int], work: Path,
+                 *, stream: bool = True):
         self.server = server
         self.url, self.params = make_site(server, prefix, linked)
         self.remote = ssh.make_dir(prefix)
@@ -231,7 +237,7 @@ class Stand:
         work.mkdir(parents=True, exist_ok=True)
         self.config = work / f"{prefix}.toml"
         self.state = work / f"{prefix}-state"
-        write_config(self.config, ssh, self.remote, self.url, self.state)
+        write_config(self.config, ssh, self.remote, self.url, self.state, stream=stream)
         self.last_import = 0
         self.work = work
 
@@ -261,7 +267,24 @@ class Stand:
 # ---------------------------------------------------------------- one size
 
 
-def bench_size(server: MariaDB, ssh: SshServer, name: str, profile: bool) -> list[Result]:
+@contextlib.contextmanager
+def slow_link(mbit: int | None) -> Iterator[None]:
+    """Loopback limited to `mbit` (tc tbf on lo, root only) while the block runs: a WAN-like SFTP link.
+
+    It limits MariaDB's traffic too, so it is used only around the 1% changed steps, which send little.
+    """
+    if not mbit:
+        yield
+        return
+    subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", f"{mbit}mbit", "burst", "256kb",
+                    "latency", "50ms"], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=False, capture_output=True)
+
+
+def bench_size(server: MariaDB, ssh: SshServer, name: str, profile: bool, link: int | None = None) -> list[Result]:
     memory_only = name == "3L"
     formats = ("xml",) if memory_only or profile else ("xml", "json")
     data = prepare_data(name, formats, with_next=not memory_only)
@@ -282,6 +305,25 @@ def bench_size(server: MariaDB, ssh: SshServer, name: str, profile: bool) -> lis
                                  data.counts["next.xml"], profile))
     check = baseline.count_rows(xml.params)
     xml.drop(server)
+
+    if not memory_only and not profile:
+        # The same two XML steps with apply_while_downloading = false: download first, then apply.
+        whole = Stand(server, ssh, f"bench_{key}_whole", data.linked, work, stream=False)
+        results.append(whole.apply(name, "first load XML, downloaded first", data.files["base.xml"],
+                                   "settlements_20261125_100000.xml", data.counts["base.xml"]))
+        results.append(whole.apply(name, "1% changed XML, downloaded first", data.files["next.xml"],
+                                   "settlements_20261125_110000.xml", data.counts["next.xml"]))
+        whole.drop(server)
+    if link and not memory_only and not profile:
+        # Both ways again with the SFTP link at `link` Mbit/s (the first loads run at full speed).
+        for stream, label in ((True, "applied while downloading"), (False, "downloaded first")):
+            slow = Stand(server, ssh, f"bench_{key}_slow{int(stream)}", data.linked, work, stream=stream)
+            slow.apply(name, "first load XML (for the next step)", data.files["base.xml"],
+                       "settlements_20261125_100000.xml", data.counts["base.xml"])
+            with slow_link(link):
+                results.append(slow.apply(name, f"1% changed XML over {link} Mbit/s, {label}", data.files["next.xml"],
+                                          "settlements_20261125_110000.xml", data.counts["next.xml"]))
+            slow.drop(server)
 
     if "json" in formats:
         js = Stand(server, ssh, f"bench_{key}_json", data.linked, work)
@@ -422,6 +464,15 @@ def targets(results: list[Result]) -> str:
             r = by.get((size, step))
             if r is not None:
                 parts.append(f"{step} {r.seconds / first.seconds:.0%} of the first load (target {target})")
+        whole, whole_next = by.get((size, "first load XML, downloaded first")), by.get(
+            (size, "1% changed XML, downloaded first"))
+        if whole is not None and whole_next is not None:
+            parts.append(f"downloaded first (apply_while_downloading = false): first load {whole.seconds:.1f} s "
+                         f"against {first.seconds:.1f} s, 1% changed {whole_next.seconds / whole.seconds:.0%} of it")
+        slow = [r for r in results if r.size == size and " Mbit/s, " in r.step]
+        if len(slow) == 2:
+            parts.append(f"{slow[0].step.split(',')[0]}: {slow[0].seconds:.1f} s applied while downloading, "
+                         f"{slow[1].seconds:.1f} s downloaded first")
         js = by.get((size, "first load JSON"))
         if js is not None:
             parts.append(f"JSON/XML first load {js.seconds / first.seconds:.2f} (target ≤ 1.3)")
@@ -456,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="S and M only")
     ap.add_argument("--profile", action="store_true", help="run syncd under py-spy and print where the time goes")
     ap.add_argument("--no-save", action="store_true", help="print the table, leave BENCHMARKS.md alone")
+    ap.add_argument("--slow-link", type=int, metavar="MBIT",
+                    help="also run the 1%% changed XML step both ways over loopback limited to MBIT (tc, root)")
     raw = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(raw)
     sizes = ["S", "M"] if args.quick else [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
@@ -467,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with running_mariadb(buffer_pool=BUFFER_POOL) as server, running_sshd() as ssh:
         for s in sizes:
-            results += bench_size(server, ssh, s, args.profile)
+            results += bench_size(server, ssh, s, args.profile, args.slow_link)
     print(table(results))
     print(targets(results))
     if not args.no_save and not args.profile:

@@ -49,7 +49,7 @@ from syncd.errors import (
 from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import RunLock
-from syncd.pipe import Pipe
+from syncd.pipe import Growing
 from syncd.progress import Progress
 from syncd.readahead import ReadAhead
 from syncd.records import Header
@@ -102,11 +102,11 @@ class _Fetched:
 
 
 class _Download:
-    """`source.fetch` in a thread of its own, its pieces readable from `reader` as they arrive."""
+    """`source.fetch` in a thread of its own; `reader` follows the file as the download writes it."""
 
     def __init__(self, source: Source, remote: RemoteFile, path: Path) -> None:
-        self._pipe = Pipe()
-        self.reader = self._pipe.reader()
+        self._growing = Growing()
+        self.reader = self._growing.reader()
         self.done = 0  # bytes downloaded so far, for the progress line
         self._sha: str | None = None
         self._error: BaseException | None = None
@@ -114,21 +114,21 @@ class _Download:
                                         daemon=True)
         self._thread.start()
 
-    def _got(self, done: int, total: int) -> None:
-        self.done = done
+    def _written(self, part: Path, size: int) -> None:
+        self.done = size
+        self._growing.written(part, size)
 
     def _run(self, source: Source, remote: RemoteFile, path: Path) -> None:
         try:
-            self._sha = source.fetch(remote, path, self._got, tee=self._pipe.put)
+            self._sha = source.fetch(remote, path, written=self._written)
         except BaseException as exc:  # handed to the reader and to finish()
             self._error = exc
-            self._pipe.close(exc)
+            self._growing.close(exc)
         else:
-            self._pipe.close()
+            self._growing.close(final=path)
 
     def finish(self) -> str:
-        """Wait for the download's end (not for a reader that stopped early) and return its sha256."""
-        self._pipe.drain()
+        """Wait for the download's end and return its sha256; raise what it failed with."""
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -416,8 +416,8 @@ class Runner:
                 self._record_applied(conn, item, counts, started)
         finally:
             if download is not None and not item.sha256:
-                # Stopped early (rejected, held, a database error): the file is downloaded whole
-                # all the same, to keep a rejected copy and to leave the session with no reads in flight.
+                # Stopped early (rejected, held, a database error): the download still ends whole (it
+                # never waited for the parse), so a rejected copy is complete and has its sha256.
                 item.sha256 = download.finish()
         return counts
 
@@ -465,6 +465,8 @@ class Runner:
             head.unlink(missing_ok=True)
         done = self._done_before(header, None)
         if done is None:
+            if not self.cfg.source.apply_while_downloading:
+                return None
             return _Fetched(remote, state.download_path(remote.name), "", header, streamed=True)
         # The bytes were not read, so no sha256: the ledger column holds "" for such entries.
         self._record_skip(source, remote, "", header, *done, result, t0, note=" (not downloaded)")

@@ -158,3 +158,23 @@ def test_a_bad_large_export_is_rejected_and_kept_whole(
     [entry] = imports(db_url)
     assert (entry["status"], entry["sha256"]) == ("rejected", hashlib.sha256(content).hexdigest())
     assert balance_ids(db_url) == set()
+
+
+def test_apply_while_downloading_off_downloads_first(
+    db_url: str, engine: Engine, sshd: SshServer, remote_dir: Path, tmp_path: Path
+) -> None:
+    prepare_database(db_url)
+    off = config_mod.load(write_config(tmp_path / "off.toml", sshd, remote_dir, db_url, tmp_path / "state",
+                                       source={"apply_while_downloading": False}))
+    content = large()
+    sshd.put(remote_dir / "settlements_1.xml", content)
+    shown = Shown()
+
+    result = run(off, engine, progress=shown)
+
+    assert (result.exit_code, [(f.name, f.status) for f in result.files]) == (0, [("settlements_1.xml", "applied")])
+    assert shown.downloading and set(shown.downloading) == {"settlements_1.xml"}
+    assert shown.applying and all(d is None for _, _, d in shown.applying)
+    assert len(balance_ids(db_url)) == 600
+    [entry] = imports(db_url)
+    assert entry["sha256"] == hashlib.sha256(content).hexdigest()

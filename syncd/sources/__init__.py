@@ -50,13 +50,13 @@ class Source(Protocol):
     def list(self) -> Listing: ...
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
-              tee: Callable[[bytes], None] | None = None) -> str:
+              written: Callable[[Path, int], None] | None = None) -> str:
         """Download `file` to `dest` (written whole or not at all) and return its sha256 (hex); its size
         must match the listing.
 
-        `progress(bytes_done, bytes_total)` is called as the download goes; `tee(piece)` gets every
-        piece in file order as it is written, so the file can be read while it downloads (whatever
-        `tee` raises aborts the download).
+        `progress(bytes_done, bytes_total)` is called as the download goes. `written(part, size)` is
+        called each time the first `size` bytes are on disk in `part`, the temporary file beside
+        `dest` that becomes `dest` when the download is complete: the file can be read as it grows.
         """
         ...
 

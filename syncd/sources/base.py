@@ -117,17 +117,21 @@ def join(folder: str, *names: str) -> str:
 class HashingWriter:
     """Writes to `out` and keeps the sha256 of what went through, so a download is not read again to hash it."""
 
-    def __init__(self, out: BinaryIO, tee: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, out: BinaryIO, written: Callable[[int], None] | None = None) -> None:
+        """`written(size)`: after each write, once the first `size` bytes have reached the file."""
         self._out = out
         self._sha = hashlib.sha256()
-        self._tee = tee
+        self._written = written
+        self._size = 0
 
     def write(self, data: bytes) -> int:
         self._sha.update(data)
-        written = self._out.write(data)
-        if self._tee is not None:
-            self._tee(data)
-        return written
+        n = self._out.write(data)
+        self._size += n
+        if self._written is not None:
+            self._out.flush()  # a reader of the growing file sees every byte counted
+            self._written(self._size)
+        return n
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()

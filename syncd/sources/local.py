@@ -57,14 +57,14 @@ class LocalSource:
         return classify_now(entries, self.cfg)
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
-              tee: Callable[[bytes], None] | None = None) -> str:
+              written: Callable[[Path, int], None] | None = None) -> str:
         src = self.folder / file.name
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             try:
                 with src.open("rb") as fin, tmp.open("wb") as fout:
                     done = 0
-                    hashed = HashingWriter(fout, tee)
+                    hashed = HashingWriter(fout, None if written is None else lambda size: written(tmp, size))
                     while chunk := fin.read(1 << 20):
                         hashed.write(chunk)
                         done += len(chunk)

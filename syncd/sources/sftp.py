@@ -440,7 +440,7 @@ class SftpSource:
         return classify_now(entries, self.cfg)
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
-              tee: Callable[[bytes], None] | None = None) -> str:
+              written: Callable[[Path, int], None] | None = None) -> str:
         sftp = self._conn
         remote = join(self.cfg.remote_dir, file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
@@ -469,7 +469,7 @@ class SftpSource:
                 watchdog.start()
                 try:
                     with tmp.open("wb") as out:
-                        hashed = HashingWriter(out, tee)
+                        hashed = HashingWriter(out, None if written is None else lambda size: written(tmp, size))
                         _download(sftp, remote, file.size, hashed, check, self._chunk)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
