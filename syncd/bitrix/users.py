@@ -44,6 +44,8 @@ def guid_key(value: object) -> str:
 
 def code_key(value: object | None) -> str:
     """An INN or KPP as compared: without any whitespace (people type "77 01 234567")."""
+    if type(value) is str and value.isdigit():  # as 1C writes them: nothing to take out, no regex
+        return value
     return "" if value is None else _SPACE.sub("", str(value))
 
 
