@@ -2,6 +2,9 @@
 
     source.list → fetch → read header → (duplicate | superseded | apply in one transaction) → ledger → finish
 
+A file over 1 MiB is first read to its header (64 KiB); when that tells it, the fetch runs in a
+thread while the file is applied (syncd.pipe), and the transaction commits only after it ended whole.
+
 The daemon and the CLI only call `run_once`.
 """
 
