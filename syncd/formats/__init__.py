@@ -99,7 +99,6 @@ class _Stream:
 Opener = Callable[[], AbstractContextManager[tuple[_Stream, Dialect]]]
 
 
-
 class _Reader(Protocol):
     def header(self) -> Header | None: ...
 

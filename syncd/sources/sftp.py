@@ -54,9 +54,10 @@ REQUESTS = 64
 IN_FLIGHT = 4 << 20
 CHUNK = 32 * 1024  # paramiko's SFTPFile.MAX_REQUEST_SIZE; the size every SFTP server must serve
 # paramiko spends its time per SSH packet, not per byte: with its default 32 KiB packets a 32 KiB
-# read answer takes two packets, and 300 MB took 4.6 s of a GIL the parser needs. A server that
-# says it serves larger reads (OpenSSH's limits@openssh.com: 255 KiB) gets them, over packets
-# large enough to carry one answer each: 1.1 s for the same 300 MB (bench/sftp_download.py).
+# read answer takes two packets, and 300 MB took 4.6 s, its Python work under the parser's GIL.
+# A server that says it serves larger reads (OpenSSH's limits@openssh.com: 255 KiB) gets them,
+# over packets large enough to carry one answer each: 1.1 s for the same 300 MB
+# (bench/sftp_download.py).
 MAX_CHUNK = 255 * 1024
 PACKET = 256 * 1024
 WINDOW = 8 << 20
