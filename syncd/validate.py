@@ -98,6 +98,9 @@ class RawCounterparty:
     # The counterparty's own bytes (XML) or a serialisation of what was read (JSON), when the checker
     # has known digests to compare with (`Checker.known`).
     content: bytes | None = None
+    # Set by Checker.match: (id, digest) of `content`, and what the writer knows of that digest.
+    digested: tuple[str, str] | None = None
+    known_as: object = None
 
 
 class KnownDigests(Protocol):
@@ -370,6 +373,17 @@ class Checker:
             return cid, known.digest(cid, parse_inn(attrs.get("inn")), parse_kpp(attrs.get("kpp")), content)
         except (ValueError, AttributeError):
             return None
+
+    def match(self, raw: RawCounterparty) -> bool:
+        """Digest `raw.content` and look it up: True when the writer holds it (`raw.known_as` is set).
+        A reader calls it before looking any further into a counterparty: one that matches was read in
+        full and passed every check when it was applied, so its ids are all that is still needed."""
+        found = raw.digested = self.digest(raw)
+        if found is None:
+            return False
+        assert self.known is not None
+        raw.known_as = self.known.find(found[1])
+        return raw.known_as is not None
 
     def unchanged(self, raw: RawCounterparty, cid: str, digest: str, ref: object = None) -> Unchanged:
         """A counterparty whose digest the writer knows: the same bytes passed every check when they
@@ -673,14 +687,13 @@ def changes_of(checker: Checker, raws: Iterable[RawCounterparty], known: KnownDi
                ) -> Iterator[Counterparty | Unchanged]:
     """Like records_of, but a counterparty whose digest `known` holds comes out as Unchanged, unparsed."""
     checker.known = known
-    convert, digest_of, unchanged, find = checker.counterparty, checker.digest, checker.unchanged, known.find
+    convert, unchanged = checker.counterparty, checker.unchanged
     for raw in raws:
-        found = digest_of(raw)
-        if found is not None:
-            ref = find(found[1])
-            if ref is not None:
-                yield unchanged(raw, *found, ref)
-                continue
+        # The readers call checker.match on each counterparty as they read it.
+        found = raw.digested
+        if found is not None and raw.known_as is not None:
+            yield unchanged(raw, *found, raw.known_as)
+            continue
         record = convert(raw)
         if record is not None:
             record.digest = found[1] if found is not None else None

@@ -87,6 +87,23 @@ def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path
     assert f"payment id {guid(1000, 1)} is listed 2 times" in str(e.value)
 
 
+def test_documents_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path) -> None:
+    cp1 = counterparty(1, documents=2)
+    path = tmp_path / "a.xml"
+    path.write_bytes(xml_export([cp1]))
+    [record] = _changes(path, _index([]))
+    assert isinstance(record, Counterparty) and record.digest
+    # The second counterparty lists a document (same id, same due date) the unchanged first one has.
+    cp2 = counterparty(2, documents=1)
+    cp2["openDocuments"][0]["id"] = cp1["openDocuments"][1]["id"]
+    path.write_bytes(xml_export([cp1, cp2]))
+
+    with pytest.raises(ExportError) as e:
+        _changes(path, _index([record.digest]))
+
+    assert f"document {guid(1001, 2)}" in str(e.value) and "2 times" in str(e.value)
+
+
 def test_a_stored_digest_that_differs_in_any_bit_means_a_full_compare(site: Site) -> None:
     cps = [counterparty(n, payments=2, documents=1) for n in range(1, 4)]
     site.drop("settlements_1.xml", xml_export(cps, generated_at="2026-11-25T10:00:00"))

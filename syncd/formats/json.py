@@ -197,9 +197,12 @@ class JsonReader:
             # ijson builds the same objects from the same bytes, so their pickle is as good a digest
             # input as the bytes (and ~3x cheaper than repr()).
             content = self._pickled(item) if checker.known is not None else None
-            yield RawCounterparty(index, None, item, item, item.get("lastPayment"),
+            raw = RawCounterparty(index, None, item, item, item.get("lastPayment"),
                                   self._list(item, "payments", index), self._list(item, "openDocuments", index),
                                   content)
+            if content is not None:
+                checker.match(raw)
+            yield raw
         self._trailer()
 
     def _pickled(self, item: object) -> bytes:
