@@ -54,7 +54,7 @@ class SourceConfig:
     on_failure: FileAction = FileAction("move", "failed")
     connect_timeout: timedelta = timedelta(seconds=30)
     io_timeout: timedelta = timedelta(seconds=60)
-    apply_while_downloading: bool = True
+    apply_while_downloading: bool = False
 
     def password(self) -> str | None:
         return os.environ.get(self.password_env) if self.password_env else None
@@ -269,7 +269,7 @@ def _source(s: _Section) -> SourceConfig:
         ),
         connect_timeout=s.parsed("connect_timeout", parse_duration, timedelta(seconds=30)),
         io_timeout=s.parsed("io_timeout", parse_duration, timedelta(seconds=60)),
-        apply_while_downloading=s.get("apply_while_downloading", bool, True),
+        apply_while_downloading=s.get("apply_while_downloading", bool, False),
     )
     if kind == "local":
         path = s.get("path", str, required=True)

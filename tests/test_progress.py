@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import re
@@ -9,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from syncd.progress import TerminalProgress
 from tests.exports import counterparty, xml_export
 from tests.site import make_site
 
 
 def _config(tmp_path: Path, db_url: str) -> Path:
     site = make_site(db_url, tmp_path, migrated=True)
-    # A small file is downloaded whole (its line shows the download), a large one as it is applied.
-    site.drop("settlements_0.xml", xml_export([counterparty(9000)], generated_at="2026-11-25T11:00:00", mode="delta"))
     site.drop("settlements_1.xml", xml_export([counterparty(n, payments=3) for n in range(1, 3001)]))
     site.engine.dispose()
     cfg = tmp_path / "syncd.toml"
@@ -47,12 +47,10 @@ def test_progress_on_a_terminal(tmp_path: Path, bitrix_db_url: str) -> None:
     os.close(primary)
     assert proc.returncode == 0
     text = screen.decode()
-    assert "downloading settlements_0.xml: 100%" in text
-    # Over 1 MiB, the file is applied as it is copied: one line for both.
-    assert re.search(r"applying settlements_1\.xml: [\d ]+ counterparties \([\d.]+ of 1\.\d MB downloaded\)", text)
+    assert "downloading settlements_1.xml: 100%" in text
+    assert re.search(r"applying settlements_1\.xml: [\d ]+ counterparties\r", text)
     assert text.endswith("\r\x1b[K")  # the line is cleared before the report is printed
     assert out.decode().startswith("applied    settlements_1.xml")
-    assert "applied    settlements_0.xml" in out.decode()
 
 
 def test_no_progress_when_piped(tmp_path: Path, bitrix_db_url: str) -> None:
@@ -61,3 +59,12 @@ def test_no_progress_when_piped(tmp_path: Path, bitrix_db_url: str) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert "downloading" not in done.stderr and "applying" not in done.stderr and "\r" not in done.stderr
+
+
+def test_the_line_of_a_file_applied_while_it_downloads() -> None:
+    out = io.StringIO()
+    shown = TerminalProgress(out)
+    shown.apply("settlements_1.xml", 41000, (135_200_000, 301_000_000))
+    assert out.getvalue() == "\r\x1b[Kapplying settlements_1.xml: 41 000 counterparties (135.2 of 301.0 MB downloaded)"
+    shown.clear()
+    assert out.getvalue().endswith("\r\x1b[K")

@@ -1,8 +1,9 @@
-"""Large exports are applied as they download (runner + syncd.pipe), over the real sshd and MariaDB.
+"""source.apply_while_downloading = true: large exports applied as they download (runner + syncd.pipe),
+over the real sshd and MariaDB.
 
 What a user relies on: the result is the same as a download-then-apply (rows, ledger sha256, the
 archived copy); a download that breaks half-way changes nothing; a bad file is still rejected whole,
-its copy kept complete.
+its copy kept complete; without the setting, files are downloaded first.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class Shown:
 @pytest.fixture
 def cfg(db_url: str, sshd: SshServer, remote_dir: Path, tmp_path: Path) -> Config:
     prepare_database(db_url)
-    return config_mod.load(write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state"))
+    return config_mod.load(write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state",
+                                        source={"apply_while_downloading": True}))
 
 
 @pytest.fixture
@@ -160,12 +162,12 @@ def test_a_bad_large_export_is_rejected_and_kept_whole(
     assert balance_ids(db_url) == set()
 
 
-def test_apply_while_downloading_off_downloads_first(
+def test_by_default_a_large_export_is_downloaded_first(
     db_url: str, engine: Engine, sshd: SshServer, remote_dir: Path, tmp_path: Path
 ) -> None:
     prepare_database(db_url)
-    off = config_mod.load(write_config(tmp_path / "off.toml", sshd, remote_dir, db_url, tmp_path / "state",
-                                       source={"apply_while_downloading": False}))
+    off = config_mod.load(write_config(tmp_path / "off.toml", sshd, remote_dir, db_url, tmp_path / "state"))
+    assert off.source.apply_while_downloading is False
     content = large()
     sshd.put(remote_dir / "settlements_1.xml", content)
     shown = Shown()
