@@ -1,10 +1,10 @@
 """A download read while it is written: the parser follows the file as the downloading thread grows it.
 
-The runner applies a large export while it downloads: the download reports each size it has put on
-disk (Source.fetch's `written`), and the export reader reads `Growing.reader()` as if it were the
-whole file. A read waits for bytes that are not there yet; the stream ends only where the download
-ends whole; if the download fails, the next read raises its error, so the apply stops there and
-its transaction is rolled back.
+With source.apply_while_downloading, the runner applies a large export while it downloads: the
+download reports each size it has put on disk (Source.fetch's `written`), and the export reader
+reads `Growing.reader()` as if it were the whole file. A read waits for bytes that are not there
+yet; the stream ends only where the download ends whole; if the download fails, the next read
+raises its error, so the apply stops there and its transaction is rolled back.
 
 The download is never held back by the parse: it runs at the link's speed and the parser reads
 what it wrote from the page cache. So a fast link is done with the SFTP session in seconds, and a
@@ -26,6 +26,11 @@ class Growing:
         self._size = 0
         self._ended = False
         self._error: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
 
     # -- the downloading thread
 

@@ -2,8 +2,9 @@
 
     source.list → fetch → read header → (duplicate | superseded | apply in one transaction) → ledger → finish
 
-A file over 1 MiB is first read to its header (64 KiB); when that tells it, the fetch runs in a
-thread while the file is applied (syncd.pipe), and the transaction commits only after it ended whole.
+A file over 1 MiB is first read to its header (64 KiB): a duplicate or superseded one is not
+downloaded at all. With source.apply_while_downloading, the fetch of such a file runs in a thread
+while it is applied (syncd.pipe), and the transaction commits only after the download ended whole.
 
 The daemon and the CLI only call `run_once`.
 """
@@ -108,27 +109,22 @@ class _Download:
     """`source.fetch` in a thread of its own; `reader` follows the file as the download writes it."""
 
     def __init__(self, source: Source, remote: RemoteFile, path: Path) -> None:
-        self._growing = Growing()
-        self.reader = self._growing.reader()
-        self.done = 0  # bytes downloaded so far, for the progress line
+        self.growing = Growing()
+        self.reader = self.growing.reader()
         self._sha: str | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(source, remote, path), name="syncd-download",
                                         daemon=True)
         self._thread.start()
 
-    def _written(self, part: Path, size: int) -> None:
-        self.done = size
-        self._growing.written(part, size)
-
     def _run(self, source: Source, remote: RemoteFile, path: Path) -> None:
         try:
-            self._sha = source.fetch(remote, path, written=self._written)
+            self._sha = source.fetch(remote, path, written=self.growing.written)
         except BaseException as exc:  # handed to the reader and to finish()
             self._error = exc
-            self._growing.close(exc)
+            self.growing.close(exc)
         else:
-            self._growing.close(final=path)
+            self.growing.close(final=path)
 
     def finish(self) -> str:
         """Wait for the download's end and return its sha256; raise what it failed with."""
@@ -371,7 +367,7 @@ class Runner:
             nonlocal applied
             applied += batch
             if shown:
-                shown.apply(remote.name, applied, (download.done, remote.size) if download else None)
+                shown.apply(remote.name, applied, (download.growing.size, remote.size) if download else None)
 
         try:
             counts = self._commit(item, download, options, tick, started)
@@ -400,9 +396,10 @@ class Runner:
                 tick: Callable[[int], None], started: datetime) -> ApplyCounts:
         """Apply one export and record it in the ledger, in one transaction.
 
-        A file known from its first bytes is applied as it downloads: the parse and the writer work
-        while the rest arrives, and the transaction commits only after the download has ended whole
-        (a failed download raises its SourceError inside the transaction, which then rolls back).
+        With `download` (source.apply_while_downloading), the file is applied as it downloads: the
+        parse and the writer work while the rest arrives, and the transaction commits only after the
+        download has ended whole (a failed download raises its SourceError inside the transaction,
+        which then rolls back).
         """
         remote, source_tz = item.remote, self.cfg.source.timezone
         try:
@@ -449,9 +446,9 @@ class Runner:
     def _peek(self, source: Source, state: _State, remote: RemoteFile, result: RunResult
               ) -> _Fetched | Literal[False] | None:
         """A large file told from its first bytes: False when the ledger already has its export (a 1C
-        job that delivers the same 300 MB twice costs a read of 64 KiB, not a download), else the file
-        to apply as it downloads. None: a small file, or one whose first bytes do not tell (a zip, a
-        JSON header after the data): fetched whole first."""
+        job that delivers the same 300 MB twice costs a read of 64 KiB, not a download); with
+        source.apply_while_downloading, the file to apply as it downloads. None: fetch it whole first
+        (the default, a small file, or one whose first bytes do not tell: a zip, a late JSON header)."""
         if remote.size < PEEK_ABOVE:
             return None
         t0 = time.monotonic()

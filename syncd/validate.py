@@ -357,32 +357,24 @@ class Checker:
             tally.outstanding += sum((d.outstanding for d in documents), _ZERO)
         return record
 
-    def digest(self, raw: RawCounterparty) -> tuple[str, str] | None:
-        """(id, digest) of a counterparty as read, or None when there is nothing to compare it with.
-
-        A value that does not parse gives None: the full check that follows reports it.
-        """
+    def match(self, raw: RawCounterparty) -> bool:
+        """Digest `raw.content` (setting `raw.digested`) and look it up: True when the writer holds it
+        (`raw.known_as` is set). A reader calls it before looking any further into a counterparty: one
+        that matches was read in full and passed every check when it was applied, so its ids are all
+        that is still needed. A value that does not parse gives no digest: the full check reports it."""
         known, content = self.known, raw.content
         if known is None or content is None:
-            return None
+            return False
         attrs = raw.attrs
         try:
             cid = parse_guid(attrs.get("id"))
             if cid is None:
-                return None
-            return cid, known.digest(cid, parse_inn(attrs.get("inn")), parse_kpp(attrs.get("kpp")), content)
+                return False
+            digest = known.digest(cid, parse_inn(attrs.get("inn")), parse_kpp(attrs.get("kpp")), content)
         except (ValueError, AttributeError):
-            return None
-
-    def match(self, raw: RawCounterparty) -> bool:
-        """Digest `raw.content` and look it up: True when the writer holds it (`raw.known_as` is set).
-        A reader calls it before looking any further into a counterparty: one that matches was read in
-        full and passed every check when it was applied, so its ids are all that is still needed."""
-        found = raw.digested = self.digest(raw)
-        if found is None:
             return False
-        assert self.known is not None
-        raw.known_as = self.known.find(found[1])
+        raw.digested = (cid, digest)
+        raw.known_as = known.find(digest)
         return raw.known_as is not None
 
     def unchanged(self, raw: RawCounterparty, cid: str, digest: str, ref: object = None) -> Unchanged:

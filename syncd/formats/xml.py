@@ -176,8 +176,6 @@ class XmlReader:
                 checker.problem(f"{tag} must be inside {holder}", where=f"line {child.sourceline}")
             else:
                 checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
-        if content is None:
-            return RawCounterparty(index, line, elem, values, last, payments, documents)
         return RawCounterparty(index, line, elem, values, last, payments, documents, content, digested)
 
     def _note_children(self, holder: Any, expected: str) -> None:
