@@ -421,3 +421,22 @@ def test_a_counterparty_back_after_being_zeroed_is_compared_in_full(site: Site) 
 
     assert f.counts is not None and f.counts.balance.updated == 1 and f.counts.documents.inserted == 1
     assert site.balance()[guid(1)]["UF_DEBT"] == 1000.0
+
+
+def test_text_with_quotes_backslashes_and_newlines_is_stored_exactly(site: Site) -> None:
+    # New rows go to MariaDB as SQL text written by syncd itself: each of these would break the
+    # statement or change the value if it were not escaped.
+    odd = "O'Reilly \"Ромашка\" \\ 100% %s\n2-я строка;"
+    cp = counterparty(1, payments=1, documents=1, name=odd)
+    cp["payments"][0].update(number="№ 1'2\\3", purpose=odd)
+    cp["openDocuments"][0].update(number="СЧ-'1'")
+    site.drop("settlements_20261125_100000.json", json_export([cp]))
+
+    result = site.run()
+
+    assert result.exit_code == 0, result
+    assert site.balance()[guid(1)]["UF_NAME"] == odd
+    p = site.payments()[guid(1000, 1)]
+    assert (p["UF_NUMBER"], p["UF_PURPOSE"]) == ("№ 1'2\\3", odd)
+    [doc] = site.documents()
+    assert doc["UF_NUMBER"] == "СЧ-'1'"

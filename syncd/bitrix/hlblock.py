@@ -36,7 +36,7 @@ from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
 from syncd.ledger import counterparty_state
-from syncd.records import Counterparty, Header, Unchanged
+from syncd.records import Counterparty, Document, Header, Payment, Unchanged
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -264,6 +264,46 @@ def _same(old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
+def _payment_tuple(p: Payment, cp: Counterparty, user: int | None, when: datetime, amount: float,
+                   as_of: datetime) -> tuple[Any, ...]:
+    """A payment row in the order of PAYMENT_COLUMNS."""
+    return (p.id, cp.id, user, when, amount, cp.currency, p.number, p.kind, p.purpose, as_of)
+
+
+def _document_tuple(d: Document, cp: Counterparty, user: int | None, as_of: datetime) -> tuple[Any, ...]:
+    """A document row in the order of DOCUMENT_COLUMNS."""
+    return (d.id, cp.id, user, d.kind, d.number, cp.currency, d.date, d.due_date, _money(d.amount),
+            float(d.outstanding), as_of)
+
+
+def _sql_int(v: int | None) -> str:
+    if v is None:
+        return "NULL"
+    if type(v) is not int:
+        raise TypeError(f"{type(v).__name__} is not a whole number")
+    return str(v)
+
+
+def _sql_float(v: float | None) -> str:
+    if v is None:
+        return "NULL"
+    if type(v) is not float:
+        raise TypeError(f"{type(v).__name__} is not a float")
+    return repr(v)
+
+
+def _sql_date(v: date | None) -> str:
+    if v is None:
+        return "NULL"
+    if type(v) is not date:
+        raise TypeError(f"{type(v).__name__} is not a date")
+    return f"'{v.isoformat()}'"
+
+
+PaymentRow = Callable[[Payment, datetime, float], Any]
+DocumentRow = Callable[[Document], Any]
+
+
 class Writer:
     """Applies one export inside the caller's transaction."""
 
@@ -289,6 +329,10 @@ class Writer:
         self.as_of = self._local(header.generated_at)
         self.payments_from = _payments_from(header, options.bitrix_tz)
         self._upsert_cache: dict[str, Insert] = {}
+        # MySQL and MariaDB get new payment and document rows as SQL text, rendered as they are built
+        # (see _payment_row); SQLite (the demo) gets tuples.
+        self._rendered = conn.dialect.name in ("mysql", "mariadb")
+        self._as_of_sql = f"'{self.as_of.isoformat(' ')}'"
         now = datetime.now(UTC).replace(tzinfo=None)
         self.checked_at = now.replace(microsecond=0)
         self.trust_after = now - options.trust_digest_for
@@ -341,13 +385,24 @@ class Writer:
             return
         # Rendered here rather than by PyMySQL's executemany, whose per-value converter dispatch was a
         # quarter of a first load's time: each column has one type, so each gets one literal function.
+        literals = [self._literal(table, c) for c in columns]
+        self._insert_sql(table, columns, ["(" + ",".join([lit(v) for lit, v in zip(literals, row, strict=True)]) + ")"
+                                          for row in rows])
+
+    def _insert_rows(self, table: Table, columns: Sequence[str], rows: list[Any]) -> None:
+        """INSERT rows made by _payment_row or _document_row: SQL text on MySQL, tuples elsewhere."""
+        if self._rendered:
+            self._insert_sql(table, columns, rows)
+        else:
+            self._insert(table, columns, rows)
+
+    def _insert_sql(self, table: Table, columns: Sequence[str], rows: list[str]) -> None:
+        """INSERT rows given as SQL text, `(v1,v2,…)` in the order of `columns`, in statements of ~1 MB."""
         prep = self._conn.dialect.identifier_preparer
         head = f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(c) for c in columns)}) VALUES "
-        literals = [self._literal(table, c) for c in columns]
         parts: list[str] = []
         size = 0
-        for row in rows:
-            part = "(" + ",".join([lit(v) for lit, v in zip(literals, row, strict=True)]) + ")"
+        for part in rows:
             parts.append(part)
             size += len(part)
             if size >= _STATEMENT_BYTES:
@@ -356,21 +411,65 @@ class Writer:
         if parts:
             self._sender.submit(self._send_insert, table, head, parts)
 
+    def _quote(self) -> Callable[[str | None], str]:
+        """The SQL literal of a text value or None: what _literal gives for a text column."""
+        # The connection's own escaping follows the server's NO_BACKSLASH_ESCAPES mode; most values
+        # (GUIDs, names) hold nothing to escape and skip it.
+        escape = self._conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
+        needs_escape = _NEEDS_ESCAPE.search
+
+        def quote(v: str | None) -> str:
+            if v is None:
+                return "NULL"
+            # The regular expression refuses anything but text.
+            return "'" + (v if needs_escape(v) is None else escape(v)) + "'"
+
+        return quote
+
+    def _payment_row(self, cp: Counterparty, user: int | None) -> PaymentRow:
+        """How a new payment of `cp` becomes a row for _insert_rows.
+
+        On MySQL the row is SQL text at once, with what all of the counterparty's rows share rendered
+        once: one formatted string per payment instead of ten literal calls was a fifth of the writer's
+        time on a first load. The typed helpers and the quote function refuse values of another type.
+        """
+        as_of = self.as_of
+        if not self._rendered:
+            return lambda p, when, amount: _payment_tuple(p, cp, user, when, amount, as_of)
+        q = self._quote()
+        shared, currency, stamp = f"{q(cp.id)},{_sql_int(user)}", q(cp.currency), self._as_of_sql
+
+        def row(p: Payment, when: datetime, amount: float) -> str:
+            return (f"({q(p.id)},{shared},'{when.isoformat(' ')}',{_sql_float(amount)},{currency},{q(p.number)},"
+                    f"{q(p.kind)},{q(p.purpose)},{stamp})")
+
+        return row
+
+    def _document_row(self, cp: Counterparty, user: int | None) -> DocumentRow:
+        """How a new document of `cp` becomes a row for _insert_rows (see _payment_row)."""
+        as_of = self.as_of
+        if not self._rendered:
+            return lambda d: _document_tuple(d, cp, user, as_of)
+        q = self._quote()
+        shared, currency, stamp = f"{q(cp.id)},{_sql_int(user)}", q(cp.currency), self._as_of_sql
+
+        def row(d: Document) -> str:
+            return (f"({q(d.id)},{shared},{q(d.kind)},{q(d.number)},{currency},{_sql_date(d.date)},"
+                    f"{_sql_date(d.due_date)},{_sql_float(_money(d.amount))},{_sql_float(float(d.outstanding))},"
+                    f"{stamp})")
+
+        return row
+
     def _literal(self, table: Table, column: str) -> Callable[[Any], str]:
         """The SQL literal of a value of `column`, from the column's type (values of another type raise)."""
         kind = table.c[column].type.python_type
         if kind is str:
-            # The connection's own escaping follows the server's NO_BACKSLASH_ESCAPES mode; most
-            # values (GUIDs, names) hold nothing to escape and skip it.
-            escape = self._conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
-            needs_escape = _NEEDS_ESCAPE.search
+            quote = self._quote()
 
             def text(v: Any) -> str:
-                if v is None:
-                    return "NULL"
-                if type(v) is not str:
+                if v is not None and type(v) is not str:
                     raise TypeError(f"{column}: {type(v).__name__} is not text")
-                return "'" + (v if needs_escape(v) is None else escape(v)) + "'"
+                return quote(v)
 
             return text
         if kind is int or kind is float:
@@ -607,20 +706,22 @@ class Writer:
             existing.update(
                 (r["UF_PAYMENT_XML_ID"], r) for r in self._select_in(t, "UF_PAYMENT_XML_ID", rest, columns=cols)
             )
-        inserts: list[tuple[Any, ...]] = []
+        inserts: list[Any] = []
         updates: list[Row] = []
         self._newest = {}
         as_of = self.as_of
         for cp in cps:
             user = self._users[cp.id]
+            new_row = self._payment_row(cp, user)
             for p in cp.payments:
                 when = self._local(p.date)
-                row = (p.id, cp.id, user, when, float(p.sum), cp.currency, p.number, p.kind, p.purpose, as_of)
+                amount = float(p.sum)
                 old = existing.get(p.id)
                 if old is None:
-                    inserts.append(row)
+                    inserts.append(new_row(p, when, amount))
                     counts.inserted += 1
                 else:
+                    row = _payment_tuple(p, cp, user, when, amount, as_of)
                     self._compare(counts, old, dict(zip(PAYMENT_COLUMNS, row, strict=True)), updates)
                 if p.sum > 0:
                     # Rank as the payments block will: by date, then row ID; rows inserted now get IDs
@@ -628,10 +729,10 @@ class Writer:
                     rank = (when, int(old["ID"]) if old is not None else _NEW_ID + len(inserts))
                     best = self._newest.get(cp.id)
                     if best is None or rank > best[:2]:
-                        self._newest[cp.id] = (*rank, float(p.sum))
+                        self._newest[cp.id] = (*rank, amount)
         self._delete_ids(t, stale)
         counts.deleted += len(stale)
-        self._insert(t, PAYMENT_COLUMNS, inserts)
+        self._insert_rows(t, PAYMENT_COLUMNS, inserts)
         self._update_by_id(t, updates)
 
     def _refuse_repeated_ids(self, cps: list[Counterparty]) -> None:
@@ -663,24 +764,24 @@ class Writer:
                 extra.append(r["ID"])  # a duplicate row (made by hand?): the file's list is the truth
             else:
                 existing[key] = r
-        inserts: list[tuple[Any, ...]] = []
+        inserts: list[Any] = []
         updates: list[Row] = []
         as_of = self.as_of
         for cp in cps:
             user = self._users[cp.id]
+            new_row = self._document_row(cp, user)
             for d in cp.documents:
-                row = (d.id, cp.id, user, d.kind, d.number, cp.currency, d.date, d.due_date, _money(d.amount),
-                       float(d.outstanding), as_of)
                 old = existing.pop((cp.id, d.id, d.due_date), None)
                 if old is None:
-                    inserts.append(row)
+                    inserts.append(new_row(d))
                     counts.inserted += 1
                 else:
+                    row = _document_tuple(d, cp, user, as_of)
                     self._compare(counts, old, dict(zip(DOCUMENT_COLUMNS, row, strict=True)), updates)
         gone = [r["ID"] for r in existing.values()] + extra
         self._delete_ids(t, gone)
         counts.deleted += len(gone)
-        self._insert(t, DOCUMENT_COLUMNS, inserts)
+        self._insert_rows(t, DOCUMENT_COLUMNS, inserts)
         self._update_by_id(t, updates)
 
     def _last_payments(self, cps: list[Counterparty]) -> dict[str, tuple[date, float]]:
