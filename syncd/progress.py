@@ -26,11 +26,15 @@ class TerminalProgress:
         self.interval = 1.0 / rate
         self._last = 0.0
         self._shown = False
+        self._phase = ""
 
     def _draw(self, text: str, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.interval:
+        # A new phase (the download of a file, then its apply) shows at once, however soon it follows.
+        phase = text.partition(":")[0]
+        if not force and phase == self._phase and now - self._last < self.interval:
             return
+        self._phase = phase
         self._last = now
         self.stream.write("\r\x1b[K" + text)
         self.stream.flush()

@@ -68,3 +68,19 @@ def test_the_line_of_a_file_applied_while_it_downloads() -> None:
     assert out.getvalue() == "\r\x1b[Kapplying settlements_1.xml: 41 000 counterparties (135.2 of 301.0 MB downloaded)"
     shown.clear()
     assert out.getvalue().endswith("\r\x1b[K")
+
+
+def test_a_new_phase_shows_at_once_and_updates_within_a_phase_are_throttled() -> None:
+    out = io.StringIO()
+    shown = TerminalProgress(out, rate=0.001)  # one redraw per 1000 s: only forced ones and new phases show
+    shown.download("settlements_1.xml", 10, 20)
+    shown.download("settlements_1.xml", 15, 20)
+    shown.download("settlements_1.xml", 20, 20)  # the end of a download always shows
+    shown.apply("settlements_1.xml", 1000)  # right after it: a new phase
+    shown.apply("settlements_1.xml", 2000)
+    lines = out.getvalue().split("\r\x1b[K")[1:]
+    assert lines == [
+        "downloading settlements_1.xml: 50% (0.0 of 0.0 MB)",
+        "downloading settlements_1.xml: 100% (0.0 of 0.0 MB)",
+        "applying settlements_1.xml: 1 000 counterparties",
+    ]
