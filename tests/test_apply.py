@@ -272,6 +272,27 @@ def test_last_payment_from_the_export_wins(site: Site) -> None:
     assert (row["UF_LAST_PAYMENT_DATE"], row["UF_LAST_PAYMENT_SUM"]) == (date(2026, 11, 20), 777.77)
 
 
+def test_last_payment_is_the_newest_incoming_one_across_files_without_a_payments_window(site: Site) -> None:
+    # No paymentsFrom: the file need not list every payment, so the newest one may be an older file's.
+    # On the first load the block is empty and the file's own payments are the answer.
+    refunds_only = counterparty(2, payments=1)
+    refunds_only["payments"][0]["sum"] = "-50.00"
+    site.drop("settlements_1.xml", xml_export([counterparty(1, payments=3), refunds_only], mode="delta",
+                                               generated_at="2026-11-25T10:00:00"))
+    site.run()
+    bal = site.balance()
+    assert (bal[guid(1)]["UF_LAST_PAYMENT_DATE"], bal[guid(1)]["UF_LAST_PAYMENT_SUM"]) == (date(2026, 11, 3), 102.0)
+    assert (bal[guid(2)]["UF_LAST_PAYMENT_DATE"], bal[guid(2)]["UF_LAST_PAYMENT_SUM"]) == (None, None)
+
+    older = counterparty(1, payments=1, debt="5.00")
+    older["payments"][0].update(id=guid(5000, 1), date="2026-10-01T09:00:00", sum="7.00")
+    site.drop("settlements_2.xml", xml_export([older], mode="delta", generated_at="2026-11-25T11:00:00"))
+    site.run()
+    row = site.balance()[guid(1)]
+    assert row["UF_DEBT"] == 5.0
+    assert (row["UF_LAST_PAYMENT_DATE"], row["UF_LAST_PAYMENT_SUM"]) == (date(2026, 11, 3), 102.0)
+
+
 def test_datetimes_move_from_the_source_zone_to_the_bitrix_zone(bitrix_db_url: str, tmp_path: Path) -> None:
     # Source in UTC+5; Bitrix in Moscow, UTC+3.
     site = make_site(bitrix_db_url, tmp_path, migrated=True, source={"timezone": "Asia/Yekaterinburg"})
@@ -422,21 +443,3 @@ def test_a_counterparty_back_after_being_zeroed_is_compared_in_full(site: Site) 
     assert f.counts is not None and f.counts.balance.updated == 1 and f.counts.documents.inserted == 1
     assert site.balance()[guid(1)]["UF_DEBT"] == 1000.0
 
-
-def test_text_with_quotes_backslashes_and_newlines_is_stored_exactly(site: Site) -> None:
-    # New rows go to MariaDB as SQL text written by syncd itself: each of these would break the
-    # statement or change the value if it were not escaped.
-    odd = "O'Reilly \"Ромашка\" \\ 100% %s\n2-я строка;"
-    cp = counterparty(1, payments=1, documents=1, name=odd)
-    cp["payments"][0].update(number="№ 1'2\\3", purpose=odd)
-    cp["openDocuments"][0].update(number="СЧ-'1'")
-    site.drop("settlements_20261125_100000.json", json_export([cp]))
-
-    result = site.run()
-
-    assert result.exit_code == 0, result
-    assert site.balance()[guid(1)]["UF_NAME"] == odd
-    p = site.payments()[guid(1000, 1)]
-    assert (p["UF_NUMBER"], p["UF_PURPOSE"]) == ("№ 1'2\\3", odd)
-    [doc] = site.documents()
-    assert doc["UF_NUMBER"] == "СЧ-'1'"

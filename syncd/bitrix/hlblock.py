@@ -789,17 +789,20 @@ class Writer:
 
         With a payments window the file lists every payment of the counterparty from that day on, and
         the rest are older: so when the file's newest incoming payment is inside the window, it is the
-        answer, without reading anything back. The others are asked of the database.
+        answer, without reading anything back. So it is when the block was empty before this file: all
+        its rows are the file's. The others are asked of the database (which also means waiting for
+        the INSERTs handed to the sender).
         """
         best: dict[str, tuple[date, float]] = {}
         need: list[str] = []
+        only_file = self._payments_empty
         for cp in cps:
             if cp.last_payment is not None:
                 continue
             mine = self._newest.get(cp.id)
-            if self.payments_from is not None and mine is not None and mine[0] >= self.payments_from:
+            if mine is not None and (only_file or (self.payments_from is not None and mine[0] >= self.payments_from)):
                 best[cp.id] = (mine[0].date(), mine[2])
-            else:
+            elif not only_file:
                 need.append(cp.id)
         t = self.b.payments
         found: dict[str, tuple[datetime, int, float]] = {}
