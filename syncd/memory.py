@@ -1,9 +1,13 @@
-"""Process-wide memory settings, applied once at start, before syncd starts any thread."""
+"""Process-wide memory settings: malloc arenas, set once at start before syncd starts any thread, and
+the garbage collector's pace while a file is applied."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
 
@@ -25,3 +29,26 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return False
     return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
+# Young objects the cyclic garbage collector lets pile up before it looks at them, while a file is
+# applied (CPython's default is 700).
+BULK_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def bulk_gc(threshold: int = BULK_GC_THRESHOLD) -> Iterator[None]:
+    """Let the cyclic garbage collector run less often while a file is applied; restored after.
+
+    Applying a file allocates a few objects per value (records, row tuples, lxml proxies, SQL text),
+    almost none of them in reference cycles: reference counting frees them. With the default
+    threshold the collector still walked the young objects every 700 allocations, and a first load of
+    a 1.3-million-row export spent 1.5-2 s of its 23-24 s there (measured: 21.5-22.2 s with 50,000,
+    at +3-5 MB peak RSS). Cycles are still collected, only in larger steps, so memory stays bounded.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(threshold, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)

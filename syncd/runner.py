@@ -53,6 +53,7 @@ from syncd.errors import (
 from syncd.formats import open_export, read_header
 from syncd.links import RefreshCounts, refresh_links
 from syncd.lock import RunLock
+from syncd.memory import bulk_gc
 from syncd.pipe import Growing
 from syncd.progress import Progress
 from syncd.readahead import ReadAhead
@@ -403,7 +404,8 @@ class Runner:
         """
         remote, source_tz = item.remote, self.cfg.source.timezone
         try:
-            with (self.engine.begin() as conn,
+            with (bulk_gc(),
+                  self.engine.begin() as conn,
                   open_export(item.path, name=remote.name, source_tz=source_tz,
                               growing=download.reader if download else None) as export):
                 # In the writer's transaction, so the index and the writer see the same rows.

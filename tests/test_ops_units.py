@@ -83,3 +83,17 @@ def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeyp
     assert limit_malloc_arenas() is False  # the admin's setting wins
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert limit_malloc_arenas() is True  # glibc (Debian here) accepts it
+
+
+def test_the_collector_runs_less_often_while_a_file_is_applied_and_as_before_after() -> None:
+    import gc
+
+    from syncd.memory import bulk_gc
+
+    before = gc.get_threshold()
+    with bulk_gc(50_000):
+        assert gc.get_threshold() == (50_000, *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), bulk_gc(50_000):
+        raise RuntimeError("a failed apply")
+    assert gc.get_threshold() == before
