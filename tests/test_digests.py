@@ -198,3 +198,30 @@ def test_a_large_export_delivered_again_is_skipped_from_its_header_without_downl
     # The sha256 of a file that was never read is not known: the ledger says so with an empty value.
     assert (again["status"], again["sha256"], first["sha256"] != "") == ("duplicate", "", True)
     assert (site.exports / "processed" / "settlements_1_again.xml").exists()
+
+
+def test_each_file_of_a_run_is_judged_by_the_digests_the_file_before_it_left(site: Site) -> None:
+    # Files over 1 MiB, peeked at and all downloaded before the first is applied. The run's second
+    # file puts counterparty 1 back as the first run left it: judged by digests read before the run's
+    # first file was applied (at its download, say), it would look unchanged and keep that file's debt.
+    def export(debt: str, generated_at: str) -> bytes:
+        cps = [counterparty(n, payments=10, documents=2) for n in range(1, 600)]
+        cps[0]["debt"] = debt
+        content = xml_export(cps, generated_at=generated_at)
+        assert len(content) > 1 << 20
+        return content
+
+    site.drop("settlements_1.xml", export("100.00", "2026-11-25T09:00:00"))
+    assert site.run().exit_code == 0
+    site.drop("settlements_2.xml", export("200.00", "2026-11-25T10:00:00"))
+    site.drop("settlements_3.xml", export("100.00", "2026-11-25T11:00:00"))
+
+    result = site.run()
+
+    assert [(f.name, f.status) for f in result.files] == [("settlements_2.xml", "applied"),
+                                                           ("settlements_3.xml", "applied")]
+    second, third = (f.counts for f in result.files)
+    assert second is not None and third is not None
+    assert (second.balance.updated, second.balance.unchanged) == (1, 598)
+    assert (third.balance.updated, third.balance.unchanged) == (1, 598)
+    assert site.balance()[guid(1)]["UF_DEBT"] == 100.0
