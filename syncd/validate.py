@@ -101,6 +101,10 @@ class RawCounterparty:
     # Set by Checker.match: (id, digest) of `content`, and what the writer knows of that digest.
     digested: tuple[str, str] | None = None
     known_as: object = None
+    # A known counterparty's ids as a reader took them from its bytes, instead of `payments` and
+    # `documents` (syncd.formats.xmlsplit): payment ids, and document (id, dueDate) as written.
+    payment_ids: list[str] | None = None
+    document_keys: list[tuple[str, str | None]] | None = None
 
 
 class KnownDigests(Protocol):
@@ -384,12 +388,19 @@ class Checker:
         self._cp_hashes.add(hash(cid))
         # These bytes passed parse_guid when they were applied, so each id is a 36-character GUID and
         # its lower case is what parse_guid gives, at a fifth of the cost (1.2 M ids in an L export).
-        self._payment_hashes.add_all([hash(_lower_guid(item.get("id"))) for item in raw.payments])
-        self._document_hashes.add_all([hash((_lower_guid(item.get("id")), parse_date(item.get("dueDate"))))
-                                       for item in raw.documents])
-        self.tally.payments += len(raw.payments)
-        self.tally.documents += len(raw.documents)
-        return Unchanged(cid, digest, len(raw.payments), len(raw.documents), ref)
+        if raw.payment_ids is not None and raw.document_keys is not None:
+            payments: Sequence[object] = raw.payment_ids
+            documents: Sequence[object] = raw.document_keys
+            self._payment_hashes.add_all([hash(_lower_guid(i)) for i in raw.payment_ids])
+            self._document_hashes.add_all([hash((_lower_guid(i), parse_date(due))) for i, due in raw.document_keys])
+        else:
+            payments, documents = raw.payments, raw.documents
+            self._payment_hashes.add_all([hash(_lower_guid(item.get("id"))) for item in raw.payments])
+            self._document_hashes.add_all([hash((_lower_guid(item.get("id")), parse_date(item.get("dueDate"))))
+                                           for item in raw.documents])
+        self.tally.payments += len(payments)
+        self.tally.documents += len(documents)
+        return Unchanged(cid, digest, len(payments), len(documents), ref)
 
     def _counterparty_problems(self, raw: RawCounterparty) -> str | None:
         """Slow path: report every bad field of the counterparty; return its id if that one is good."""

@@ -17,6 +17,7 @@ from typing import Any, Final
 from lxml import etree
 
 from syncd.errors import ExportError
+from syncd.formats.xmlsplit import PLACEHOLDER, Cut, KnownFilter
 from syncd.records import Header
 from syncd.validate import (
     HEADER_KEYS,
@@ -50,11 +51,16 @@ class XmlReader:
         self._file = checker.file
         self._events: Iterator[tuple[str, Any]] | None = None
         self._root: Any = None
+        self._filter: KnownFilter | None = None
 
     def header(self) -> Header | None:
         self._check_prolog()
+        # Known counterparties are cut out of the bytes before lxml sees them (syncd.formats.xmlsplit),
+        # once records() knows the digests to compare with.
+        self._filter = KnownFilter(self._stream)
         self._events = etree.iterparse(
-            self._stream, events=("start", "end"), tag=(ROOT, "Counterparty", "Summary"), **_SAFE_PARSER
+            self._filter, events=("start", "end"), tag=(ROOT, "Counterparty", "Summary", PLACEHOLDER),
+            **_SAFE_PARSER,
         )
         first = self._next()
         if first is None or first[0] != "start" or first[1].tag != ROOT:
@@ -82,6 +88,9 @@ class XmlReader:
             self.header()
         checker = self._checker
         root = self._root
+        cuts = self._filter.cuts if self._filter is not None else None
+        if self._filter is not None:
+            self._filter.set_known(checker.known)
         index = 0
         summary_line: int | None = None
         while (item := self._next()) is not None:
@@ -89,7 +98,11 @@ class XmlReader:
             if event != "end":
                 continue
             tag = elem.tag
-            if tag == "Counterparty":
+            if tag == PLACEHOLDER and cuts:
+                index += 1
+                yield self._known_counterparty(cuts.popleft(), index, elem.sourceline)
+                self._forget(elem)
+            elif tag == "Counterparty":
                 index += 1
                 if elem.getparent() is not root:
                     checker.problem("a Counterparty must be a child of the root element; this one is "
@@ -97,7 +110,7 @@ class XmlReader:
                 elif summary_line is not None:
                     checker.problem(f"Summary (line {summary_line}) must be the last element; "
                                     "a Counterparty follows it", where=f"line {elem.sourceline}")
-                yield self._counterparty(elem, index)
+                yield self._counterparty(elem, index, cuts.popleft() if cuts else None)
                 self._forget(elem)
             elif tag == "Summary":
                 where = f"line {elem.sourceline}"
@@ -121,15 +134,31 @@ class XmlReader:
 
     def _note_stray(self, child: Any) -> None:
         tag = child.tag
-        if tag != "Counterparty" and tag != "Summary" and isinstance(tag, str):
+        if tag != "Counterparty" and tag != "Summary" and tag != PLACEHOLDER and isinstance(tag, str):
             self._checker.unknown(f"element {tag} in {ROOT}", f"line {child.sourceline}")
 
-    def _counterparty(self, elem: Any, index: int) -> RawCounterparty:
+    @staticmethod
+    def _known_counterparty(cut: Cut, index: int, line: int) -> RawCounterparty:
+        """A counterparty the filter replaced: known by the digest of its bytes, ids taken from them."""
+        assert cut.digest is not None and cut.known_as is not None and cut.payment_ids is not None
+        raw = RawCounterparty(index, line, {"id": cut.cid}, {}, payment_ids=cut.payment_ids,
+                              document_keys=cut.document_keys)
+        raw.digested, raw.known_as = (cut.cid, cut.digest), cut.known_as
+        return raw
+
+    def _counterparty(self, elem: Any, index: int, cut: Cut | None) -> RawCounterparty:
         checker = self._checker
         line = elem.sourceline
         content: bytes | None = None
         digested: tuple[str, str] | None = None
-        if checker.known is not None:
+        if cut is not None and cut.digest is not None:
+            # Digested from its bytes by the filter: known but not of the shape it takes apart, or not known.
+            digested = (cut.cid, cut.digest)
+            if cut.known_as is not None:
+                raw = RawCounterparty(index, line, elem, {})
+                raw.digested, raw.known_as = digested, cut.known_as
+                return self._known_items(elem, raw)
+        elif checker.known is not None:
             # The digest is of the element as the parser read it: serialising it again in C is ~10 µs,
             # against ~100 µs to parse and check its values. When the writer knows it, these bytes were
             # read in full and passed every check when applied (unknown names were warned about then):
@@ -137,15 +166,7 @@ class XmlReader:
             content = etree.tostring(elem, encoding="utf-8", with_tail=False)
             raw = RawCounterparty(index, line, elem, {}, content=content)
             if checker.match(raw):
-                paid: list[Any] = []
-                owed: list[Any] = []
-                for holder in elem.iterchildren("Payments", "OpenDocuments"):
-                    if holder.tag == "Payments":
-                        paid.extend(holder.iterchildren("Payment"))
-                    else:
-                        owed.extend(holder.iterchildren("Document"))
-                raw.payments, raw.documents = paid, owed
-                return raw
+                return self._known_items(elem, raw)
             digested = raw.digested
         if not _COUNTERPARTY_ATTRS.issuperset(elem.keys()):
             for key in elem.keys():  # noqa: SIM118 - iterating an lxml element gives its children
@@ -155,28 +176,52 @@ class XmlReader:
         last: Fields | None = None
         payments: list[Any] = []
         documents: list[Any] = []
+        # Whether the shape is the plain one the filter may take ids from once the digest is known
+        # (syncd.formats.xmlsplit): nothing but the contract's elements, where the reader walks them.
+        plain = True
         for child in elem:
             tag = child.tag
             if tag in _VALUE_TAGS:
                 values[_VALUE_TAGS[tag]] = child.text
+                plain = plain and not len(child)
             elif tag == "Payments":
                 found = child.findall("Payment")
                 if len(found) != len(child):
                     self._note_children(child, "Payment")
+                    plain = False
                 payments.extend(found)
             elif tag == "OpenDocuments":
                 found = child.findall("Document")
                 if len(found) != len(child):
                     self._note_children(child, "Document")
+                    plain = False
                 documents.extend(found)
             elif tag == "LastPayment":
                 last = child
+                plain = plain and not len(child)
             elif tag in ("Payment", "Document"):
                 holder = "Payments" if tag == "Payment" else "OpenDocuments"
                 checker.problem(f"{tag} must be inside {holder}", where=f"line {child.sourceline}")
             else:
                 checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
+                plain = False
+        if cut is not None and digested is not None and not (
+                plain and not any(len(item) for item in payments) and not any(len(item) for item in documents)):
+            digested = None  # its bytes' digest is not stored: the next file compares it in full
         return RawCounterparty(index, line, elem, values, last, payments, documents, content, digested)
+
+    @staticmethod
+    def _known_items(elem: Any, raw: RawCounterparty) -> RawCounterparty:
+        """A known counterparty's payments and documents, as the full read would find them, for their ids."""
+        paid: list[Any] = []
+        owed: list[Any] = []
+        for holder in elem.iterchildren("Payments", "OpenDocuments"):
+            if holder.tag == "Payments":
+                paid.extend(holder.iterchildren("Payment"))
+            else:
+                owed.extend(holder.iterchildren("Document"))
+        raw.payments, raw.documents = paid, owed
+        return raw
 
     def _note_children(self, holder: Any, expected: str) -> None:
         for child in holder:

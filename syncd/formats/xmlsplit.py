@@ -1,0 +1,298 @@
+"""Known counterparties cut out of an XML export's bytes before lxml parses them.
+
+In the usual export almost every counterparty is byte for byte what syncd applied last time: its
+digest is known (syncd.bitrix.hlblock.DigestIndex). Parsing such a counterparty only to set it aside
+was most of the cost of applying an export with 1% changed: lxml building its tree, serialising it
+again for the digest, and walking its payments for their ids. `KnownFilter` sits between the file
+and lxml. It finds each root-level Counterparty element in the raw bytes and digests those bytes as
+they are. When the digest is known and the element has the plain shape 1C writes, lxml is handed a
+placeholder element instead, with as many line breaks so that line numbers stay right, and the
+filter keeps what the file-wide checks still need: the ids of its payments and documents. Every other
+counterparty passes through unchanged, with its digest, so it is not serialised again either.
+
+Why a cut is exact. A span runs from `<Counterparty` at the root level to the first `</Counterparty>`.
+In well-formed XML `<` appears only in markup (attribute values and text escape it), so that end tag
+closes the element, unless the span holds a comment, CDATA section or processing instruction, or a
+second Counterparty start tag. Such a span, or anything else at the root level but whitespace,
+comments and processing instructions, ends the filtering: the rest of the file passes through as is.
+A span whose bytes are not well-formed is passed to lxml, which refuses the file, so its digest is
+never stored; a known digest is therefore always that of a well-formed element that was applied.
+The digest covers the file's declared encoding too: the same bytes mean other text in another one.
+
+Why the ids are exact. The reader lets the digest of a counterparty's bytes be stored only when its
+shape is plain: the elements the contract names, values as text, payments and documents as empty
+elements directly inside their holders. So every Payment and Document tag in a known counterparty is
+one the reader would walk. The ids are taken from the bytes only when each payment's and document's
+first attribute is its id in double quotes, and every attribute of a document is double-quoted (so
+`dueDate="` cannot be part of another value); otherwise lxml reads the counterparty, still known by
+its digest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+from syncd.validate import ByteSource, KnownDigests
+from syncd.values import parse_guid, parse_inn, parse_kpp
+
+PLACEHOLDER: Final = "_syncd_known"
+_PLACEHOLDER: Final = b"<" + PLACEHOLDER.encode() + b"/>"
+_READ: Final = 1 << 20
+_PROLOG_LIMIT: Final = 1 << 20
+_START: Final = b"<Counterparty"
+_END: Final = b"</Counterparty>"
+_NAME_END: Final = frozenset(b" \t\r\n/>")
+_WHITESPACE: Final = frozenset(b" \t\r\n")
+
+_ATTRS = rb"""((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*"""
+_ROOT_START: Final = re.compile(rb"<SettlementsExport" + _ATTRS + rb">")
+_ENCODING: Final = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_SPAN_START: Final = re.compile(rb"<Counterparty" + _ATTRS + rb">")
+_ATTR: Final = re.compile(rb"""\s+([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_SPECIAL: Final = re.compile(rb"<[!?]")
+_PAYMENT_ID: Final = re.compile(rb'<Payment\s+id="([^"&]*)"')
+_DOCUMENT: Final = re.compile(rb'<Document\s+id="([^"&]*)"((?:\s+[A-Za-z_][\w.:-]*="[^"]*")*)\s*/>')
+_DUE_DATE: Final = re.compile(rb'\sdueDate="([^"&]*)"')
+
+_PROLOG, _ROOT, _PASS = range(3)
+
+
+@dataclass(slots=True)
+class Cut:
+    """A root-level Counterparty as the filter saw it, in file order.
+
+    `digest` is None when its start tag did not give a usable id (the reader then digests the element
+    itself). `payment_ids` is set when lxml got a placeholder instead of the element.
+    """
+
+    cid: str
+    digest: str | None
+    known_as: object = None
+    payment_ids: list[str] | None = None
+    document_keys: list[tuple[str, str | None]] | None = None
+
+
+class KnownFilter:
+    """A file-like object over `source` for lxml, with known counterparties replaced (module docstring).
+
+    The caller takes one Cut per Counterparty element or placeholder, in file order, while `cuts`
+    has any: the filter makes each Cut before lxml can read the element's bytes, and stops making
+    them for good once it has met something else at the root level.
+    """
+
+    def __init__(self, source: ByteSource, known: KnownDigests | None = None) -> None:
+        self._source = source
+        self._known = known
+        self._buf = b""  # raw bytes read from the source
+        self._pos = 0  # where in _buf the next step starts
+        self._out: deque[bytes] = deque()  # pieces for lxml
+        self._out_size = 0
+        self._state = _PROLOG
+        self._eof = False
+        self._prefix = b""
+        self._special = -1  # where in _buf the next "<!" or "<?" is (len(_buf): none); -1: to be found
+        self._scanned = 0  # how far _buf has been searched for them
+        self.cuts: deque[Cut] = deque()
+
+    def set_known(self, known: KnownDigests | None) -> None:
+        """The digests to compare with, once the caller has them (after the header was read)."""
+        self._known = known
+
+    # -- file-like --------------------------------------------------------------------------
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = _READ if size is None or size < 0 else size
+        if self._state == _PROLOG:
+            # Up to the end of the root's start tag only: the header is read before the digests are
+            # known (set_known), and no counterparty may pass before.
+            self._emit(self._prolog())
+            return self._hand_on(want)
+        while self._out_size < want:
+            if self._state == _ROOT:
+                self._emit(self._step())
+            elif self._pos < len(self._buf):
+                self._emit(self._buf[self._pos:])
+                self._buf, self._pos = b"", 0
+            else:
+                data = self._source_read()
+                if not data:
+                    break
+                self._emit(data)
+        return self._hand_on(want)
+
+    def _emit(self, piece: bytes) -> None:
+        if piece:
+            self._out.append(piece)
+            self._out_size += len(piece)
+
+    def _hand_on(self, want: int) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while self._out and got < want:
+            piece = self._out.popleft()
+            if got + len(piece) > want:
+                self._out.appendleft(piece[want - got:])
+                piece = piece[:want - got]
+            parts.append(piece)
+            got += len(piece)
+        self._out_size -= got
+        return b"".join(parts)
+
+    def _source_read(self) -> bytes:
+        if self._eof:
+            return b""
+        data = self._source.read(_READ)
+        if not data:
+            self._eof = True
+        return data
+
+    def _more(self) -> bool:
+        """Add what the source has next to the unprocessed bytes; False at its end."""
+        data = self._source_read()
+        if not data:
+            return False
+        self._scanned = max(0, self._scanned - self._pos)
+        self._buf = self._buf[self._pos:] + data
+        self._pos = 0
+        self._special = -1
+        return True
+
+    def _next_special(self, pos: int) -> int:
+        """Where the next comment, CDATA section, DOCTYPE or processing instruction starts, from `pos`.
+
+        Looked up once per stretch of the buffer, not per counterparty: a file holds few or none."""
+        if self._special < pos:
+            found = _SPECIAL.search(self._buf, max(pos, self._scanned))
+            self._special = self._scanned = found.start() if found else len(self._buf)
+        return self._special
+
+    def _advance(self, end: int) -> bytes:
+        piece = self._buf[self._pos:end]
+        self._pos = end
+        return piece
+
+    def _give_up(self) -> bytes:
+        """Something the filter does not take apart: from here on the bytes pass as they are."""
+        self._state = _PASS
+        return self._advance(len(self._buf))
+
+    # -- the prolog ---------------------------------------------------------------------------
+
+    def _prolog(self) -> bytes:
+        """Everything up to the end of the root's start tag (the whole file if there is none)."""
+        while True:
+            match = _ROOT_START.search(self._buf, self._pos)
+            if match is not None:
+                declared = _ENCODING.search(self._buf, self._pos, match.start())
+                encoding = declared.group(1).lower() if declared else b"utf-8"
+                self._prefix = b"xml-bytes\0" + encoding + b"\0"
+                self._state = _ROOT
+                return self._advance(match.end())
+            if len(self._buf) - self._pos > _PROLOG_LIMIT or not self._more():
+                return self._give_up()
+
+    # -- the root level -----------------------------------------------------------------------
+
+    def _step(self) -> bytes:
+        """The next piece at the root level: whitespace, a comment or processing instruction, a
+        counterparty or its placeholder; or, once anything else comes, all that was read."""
+        while True:
+            buf, pos = self._buf, self._pos
+            end = len(buf)
+            while pos < end and buf[pos] in _WHITESPACE:
+                pos += 1
+            if pos > self._pos:
+                return self._advance(pos)
+            if end - pos <= len(_START) and self._more():
+                continue
+            if pos >= end:
+                self._state = _PASS  # the end of the file: lxml tells what is missing
+                return b""
+            if buf.startswith(b"<!--", pos) or buf.startswith(b"<?", pos):
+                terminator = b"-->" if buf[pos + 1] == 0x21 else b"?>"
+                close = buf.find(terminator, pos)
+                if close < 0:
+                    if self._more():
+                        continue
+                    return self._give_up()
+                return self._advance(close + len(terminator))
+            if self._known is None:
+                return self._give_up()  # nothing to compare with (syncd validate): lxml reads it all
+            if buf.startswith(_START, pos) and buf[pos + len(_START)] in _NAME_END:
+                close = buf.find(_END, pos)
+                if close < 0:
+                    if self._more():
+                        continue
+                    return self._give_up()
+                if self._next_special(pos) < close or buf.find(_START, pos + 1, close) >= 0:
+                    return self._give_up()
+                self._pos = close + len(_END)
+                return self._span(buf[pos:self._pos])
+            return self._give_up()
+
+    # -- one counterparty -------------------------------------------------------------------------
+
+    def _span(self, span: bytes) -> bytes:
+        """What lxml gets for this counterparty; its Cut is queued first."""
+        cut = Cut("", None)
+        self.cuts.append(cut)
+        known = self._known
+        head = _SPAN_START.match(span)
+        if known is None or head is None:
+            return span  # the reader digests it itself
+        attrs: dict[bytes, bytes] = {}
+        for name, double, single in _ATTR.findall(head.group(1)):
+            attrs[name] = double if double or not single else single
+        try:
+            cid = parse_guid(_text(attrs.get(b"id")))
+            if cid is None:
+                return span
+            digest = known.digest(cid, parse_inn(_text(attrs.get(b"inn"))), parse_kpp(_text(attrs.get(b"kpp"))),
+                                  self._prefix + span)
+        except ValueError:
+            return span  # the reader reports it
+        cut.cid, cut.digest = cid, digest
+        cut.known_as = known.find(digest)
+        if cut.known_as is None:
+            return span
+        # The same line breaks, so that lxml counts the lines after it as in the file.
+        lines, returns = span.count(b"\n"), span.count(b"\r")
+        if (returns and returns != lines) or not self._ids(span, cut):
+            return span
+        return _PLACEHOLDER + (b"\r\n" if returns else b"\n") * lines
+
+    @staticmethod
+    def _ids(span: bytes, cut: Cut) -> bool:
+        """Take the ids of a known counterparty's payments and documents from its bytes, if they are
+        written plainly: each element's first attribute is its id in double quotes, and a document's
+        attributes are all in double quotes. Its shape is plain (see the module docstring): the reader
+        only lets a counterparty's digest be stored when it is."""
+        payments = _PAYMENT_ID.findall(span)
+        if len(payments) != span.count(b"<Payment") - span.count(b"<Payments"):
+            return False
+        documents = _DOCUMENT.findall(span)
+        if len(documents) != span.count(b"<Document"):
+            return False
+        try:
+            ids = [p.decode("ascii") for p in payments]
+            keys: list[tuple[str, str | None]] = []
+            for ident, rest in documents:
+                due = _DUE_DATE.search(rest)
+                if due is None and b"dueDate=" in rest:
+                    return False  # written with a reference: lxml reads it
+                keys.append((ident.decode("ascii"), due.group(1).decode("ascii") if due else None))
+        except UnicodeDecodeError:
+            return False
+        cut.payment_ids, cut.document_keys = ids, keys
+        return True
+
+def _text(value: bytes | None) -> str | None:
+    """An attribute's value when it is plain ASCII without entities, as lxml would give it; else ValueError."""
+    if value is None:
+        return None
+    if b"&" in value or not value.isascii():
+        raise ValueError("not plain")
+    return value.decode("ascii")
