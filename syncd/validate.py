@@ -102,7 +102,8 @@ class RawCounterparty:
     digested: tuple[str, str] | None = None
     known_as: object = None
     # A known counterparty's ids as a reader took them from its bytes, instead of `payments` and
-    # `documents` (syncd.formats.xmlsplit): payment ids, and document (id, dueDate) as written.
+    # `documents` (syncd.formats.xmlsplit): payment ids, and document (id, dueDate as written), the
+    # ids in lower case.
     payment_ids: list[str] | None = None
     document_keys: list[tuple[str, str | None]] | None = None
 
@@ -391,8 +392,8 @@ class Checker:
         if raw.payment_ids is not None and raw.document_keys is not None:
             payments: Sequence[object] = raw.payment_ids
             documents: Sequence[object] = raw.document_keys
-            self._payment_hashes.add_all([hash(_lower_guid(i)) for i in raw.payment_ids])
-            self._document_hashes.add_all([hash((_lower_guid(i), parse_date(due))) for i, due in raw.document_keys])
+            self._payment_hashes.add_all([hash(i) for i in raw.payment_ids])
+            self._document_hashes.add_all([hash((i, parse_date(due))) for i, due in raw.document_keys])
         else:
             payments, documents = raw.payments, raw.documents
             self._payment_hashes.add_all([hash(_lower_guid(item.get("id"))) for item in raw.payments])

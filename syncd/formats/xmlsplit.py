@@ -53,8 +53,9 @@ _ENCODING: Final = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9.
 _SPAN_START: Final = re.compile(rb"<Counterparty" + _ATTRS + rb">")
 _ATTR: Final = re.compile(rb"""\s+([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _SPECIAL: Final = re.compile(rb"<[!?]")
-_PAYMENT_ID: Final = re.compile(rb'<Payment\s+id="([^"&]*)"')
-_DOCUMENT: Final = re.compile(rb'<Document\s+id="([^"&]*)"((?:\s+[A-Za-z_][\w.:-]*="[^"]*")*)\s*/>')
+# Every Payment and Document start tag matches; only those written plainly capture their id.
+_PAYMENT_ID: Final = re.compile(rb'<Payment(?:\s+id="([^"&]+)"|[\s/>])')
+_DOCUMENT: Final = re.compile(rb'<Document(?:\s+id="([^"&]+)"((?:\s+[A-Za-z_][\w.:-]*="[^"]*")*)\s*/>|[\s/>])')
 _DUE_DATE: Final = re.compile(rb'\sdueDate="([^"&]*)"')
 
 _PROLOG, _ROOT, _PASS = range(3)
@@ -259,7 +260,7 @@ class KnownFilter:
         if cut.known_as is None:
             return span
         # The same line breaks, so that lxml counts the lines after it as in the file.
-        lines, returns = span.count(b"\n"), span.count(b"\r")
+        lines, returns = span.count(b"\n"), span.count(b"\r") if b"\r" in span else 0
         if (returns and returns != lines) or not self._ids(span, cut):
             return span
         return _PLACEHOLDER + (b"\r\n" if returns else b"\n") * lines
@@ -271,19 +272,17 @@ class KnownFilter:
         attributes are all in double quotes. Its shape is plain (see the module docstring): the reader
         only lets a counterparty's digest be stored when it is."""
         payments = _PAYMENT_ID.findall(span)
-        if len(payments) != span.count(b"<Payment") - span.count(b"<Payments"):
-            return False
-        documents = _DOCUMENT.findall(span)
-        if len(documents) != span.count(b"<Document"):
+        if b"" in payments:
             return False
         try:
-            ids = [p.decode("ascii") for p in payments]
+            # Lower case, as the checks compare them; one decode for all of them.
+            ids = b"\n".join(payments).lower().decode("ascii").split("\n") if payments else []
             keys: list[tuple[str, str | None]] = []
-            for ident, rest in documents:
+            for ident, rest in _DOCUMENT.findall(span):
                 due = _DUE_DATE.search(rest)
-                if due is None and b"dueDate=" in rest:
-                    return False  # written with a reference: lxml reads it
-                keys.append((ident.decode("ascii"), due.group(1).decode("ascii") if due else None))
+                if not ident or (due is None and b"dueDate=" in rest):
+                    return False  # written otherwise, or the due date with a reference: lxml reads it
+                keys.append((ident.lower().decode("ascii"), due.group(1).decode("ascii") if due else None))
         except UnicodeDecodeError:
             return False
         cut.payment_ids, cut.document_keys = ids, keys
