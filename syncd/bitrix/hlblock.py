@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Connection, Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
@@ -37,6 +37,7 @@ from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
 from syncd.ledger import counterparty_state
 from syncd.records import Counterparty, Document, Header, Payment, Unchanged
+from syncd.values import DOCUMENT_KINDS, PAYMENT_KINDS
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -300,6 +301,9 @@ def _sql_date(v: date | None) -> str:
     return f"'{v.isoformat()}'"
 
 
+# The literals of the kinds the contract allows (others, were there any, are quoted as any text).
+_KIND_SQL: Final[dict[str | None, str]] = {None: "NULL", **{k: f"'{k}'" for k in PAYMENT_KINDS | DOCUMENT_KINDS}}
+
 PaymentRow = Callable[[Payment, datetime, float], Any]
 DocumentRow = Callable[[Document], Any]
 
@@ -431,17 +435,19 @@ class Writer:
 
         On MySQL the row is SQL text at once, with what all of the counterparty's rows share rendered
         once: one formatted string per payment instead of ten literal calls was a fifth of the writer's
-        time on a first load. The typed helpers and the quote function refuse values of another type.
+        time on a first load. The typed helpers and the quote function refuse values of another type;
+        `amount` is float(p.sum), made by the one caller, and a kind is one of the contract's.
         """
         as_of = self.as_of
         if not self._rendered:
             return lambda p, when, amount: _payment_tuple(p, cp, user, when, amount, as_of)
         q = self._quote()
         shared, currency, stamp = f"{q(cp.id)},{_sql_int(user)}", q(cp.currency), self._as_of_sql
+        kinds = _KIND_SQL
 
         def row(p: Payment, when: datetime, amount: float) -> str:
-            return (f"({q(p.id)},{shared},'{when.isoformat(' ')}',{_sql_float(amount)},{currency},{q(p.number)},"
-                    f"{q(p.kind)},{q(p.purpose)},{stamp})")
+            return (f"({q(p.id)},{shared},'{when.isoformat(' ')}',{amount!r},{currency},{q(p.number)},"
+                    f"{kinds.get(p.kind) or q(p.kind)},{q(p.purpose)},{stamp})")
 
         return row
 
@@ -452,10 +458,11 @@ class Writer:
             return lambda d: _document_tuple(d, cp, user, as_of)
         q = self._quote()
         shared, currency, stamp = f"{q(cp.id)},{_sql_int(user)}", q(cp.currency), self._as_of_sql
+        kinds = _KIND_SQL
 
         def row(d: Document) -> str:
-            return (f"({q(d.id)},{shared},{q(d.kind)},{q(d.number)},{currency},{_sql_date(d.date)},"
-                    f"{_sql_date(d.due_date)},{_sql_float(_money(d.amount))},{_sql_float(float(d.outstanding))},"
+            return (f"({q(d.id)},{shared},{kinds.get(d.kind) or q(d.kind)},{q(d.number)},{currency},"
+                    f"{_sql_date(d.date)},{_sql_date(d.due_date)},{_sql_float(_money(d.amount))},{_sql_float(float(d.outstanding))},"
                     f"{stamp})")
 
         return row
