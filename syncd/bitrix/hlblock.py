@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import functools
 import hashlib
 import itertools
 import re
@@ -277,28 +278,22 @@ def _document_tuple(d: Document, cp: Counterparty, user: int | None, as_of: date
             float(d.outstanding), as_of)
 
 
-def _sql_int(v: int | None) -> str:
+def _sql_number(v: float | None) -> str:
+    """The SQL literal of an int or float, or NULL; anything else raises."""
     if v is None:
         return "NULL"
-    if type(v) is not int:
-        raise TypeError(f"{type(v).__name__} is not a whole number")
-    return str(v)
-
-
-def _sql_float(v: float | None) -> str:
-    if v is None:
-        return "NULL"
-    if type(v) is not float:
-        raise TypeError(f"{type(v).__name__} is not a float")
+    if type(v) is not int and type(v) is not float:
+        raise TypeError(f"{type(v).__name__} is not a number")
     return repr(v)
 
 
-def _sql_date(v: date | None) -> str:
+def _sql_moment(v: date | None, kind: type[date] = date) -> str:
+    """The SQL literal of a date (of a datetime with kind=datetime), or NULL; anything else raises."""
     if v is None:
         return "NULL"
-    if type(v) is not date:
-        raise TypeError(f"{type(v).__name__} is not a date")
-    return f"'{v.isoformat()}'"
+    if type(v) is not kind:
+        raise TypeError(f"{type(v).__name__} is not a {kind.__name__}")
+    return f"'{v.isoformat(' ')}'" if isinstance(v, datetime) else f"'{v.isoformat()}'"
 
 
 # The literals of the kinds the contract allows (others, were there any, are quoted as any text).
@@ -442,7 +437,7 @@ class Writer:
         if not self._rendered:
             return lambda p, when, amount: _payment_tuple(p, cp, user, when, amount, as_of)
         q = self._quote()
-        shared, currency, stamp = f"{q(cp.id)},{_sql_int(user)}", q(cp.currency), self._as_of_sql
+        shared, currency, stamp = f"{q(cp.id)},{_sql_number(user)}", q(cp.currency), self._as_of_sql
         kinds = _KIND_SQL
 
         def row(p: Payment, when: datetime, amount: float) -> str:
@@ -457,13 +452,13 @@ class Writer:
         if not self._rendered:
             return lambda d: _document_tuple(d, cp, user, as_of)
         q = self._quote()
-        shared, currency, stamp = f"{q(cp.id)},{_sql_int(user)}", q(cp.currency), self._as_of_sql
+        shared, currency, stamp = f"{q(cp.id)},{_sql_number(user)}", q(cp.currency), self._as_of_sql
         kinds = _KIND_SQL
 
         def row(d: Document) -> str:
             return (f"({q(d.id)},{shared},{kinds.get(d.kind) or q(d.kind)},{q(d.number)},{currency},"
-                    f"{_sql_date(d.date)},{_sql_date(d.due_date)},{_sql_float(_money(d.amount))},{_sql_float(float(d.outstanding))},"
-                    f"{stamp})")
+                    f"{_sql_moment(d.date)},{_sql_moment(d.due_date)},{_sql_number(_money(d.amount))},"
+                    f"{_sql_number(float(d.outstanding))},{stamp})")
 
         return row
 
@@ -480,26 +475,9 @@ class Writer:
 
             return text
         if kind is int or kind is float:
-
-            def number(v: Any) -> str:
-                if v is None:
-                    return "NULL"
-                if type(v) is not int and type(v) is not float:
-                    raise TypeError(f"{column}: {type(v).__name__} is not a number")
-                return repr(v)
-
-            return number
+            return _sql_number
         if kind is datetime or kind is date:
-            sep = (" ",) if kind is datetime else ()
-
-            def moment(v: Any) -> str:
-                if v is None:
-                    return "NULL"
-                if type(v) is not kind:
-                    raise TypeError(f"{column}: {type(v).__name__} is not a {kind.__name__}")
-                return f"'{v.isoformat(*sep)}'"
-
-            return moment
+            return functools.partial(_sql_moment, kind=kind)
         raise TypeError(f"{table.name}.{column}: no literal for {kind.__name__}")  # pragma: no cover
 
     def _send_insert(self, table: Table, head: str, parts: list[str]) -> None:
