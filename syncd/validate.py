@@ -390,18 +390,16 @@ class Checker:
         # These bytes passed parse_guid when they were applied, so each id is a 36-character GUID and
         # its lower case is what parse_guid gives, at a fifth of the cost (1.2 M ids in an L export).
         if raw.payment_ids is not None and raw.document_keys is not None:
-            payments: Sequence[object] = raw.payment_ids
-            documents: Sequence[object] = raw.document_keys
-            self._payment_hashes.add_all([hash(i) for i in raw.payment_ids])
-            self._document_hashes.add_all([hash((i, parse_date(due))) for i, due in raw.document_keys])
+            paid = [hash(i) for i in raw.payment_ids]
+            owed = [hash((i, parse_date(due))) for i, due in raw.document_keys]
         else:
-            payments, documents = raw.payments, raw.documents
-            self._payment_hashes.add_all([hash(_lower_guid(item.get("id"))) for item in raw.payments])
-            self._document_hashes.add_all([hash((_lower_guid(item.get("id")), parse_date(item.get("dueDate"))))
-                                           for item in raw.documents])
-        self.tally.payments += len(payments)
-        self.tally.documents += len(documents)
-        return Unchanged(cid, digest, len(payments), len(documents), ref)
+            paid = [hash(_lower_guid(item.get("id"))) for item in raw.payments]
+            owed = [hash((_lower_guid(item.get("id")), parse_date(item.get("dueDate")))) for item in raw.documents]
+        self._payment_hashes.add_all(paid)
+        self._document_hashes.add_all(owed)
+        self.tally.payments += len(paid)
+        self.tally.documents += len(owed)
+        return Unchanged(cid, digest, len(paid), len(owed), ref)
 
     def _counterparty_problems(self, raw: RawCounterparty) -> str | None:
         """Slow path: report every bad field of the counterparty; return its id if that one is good."""

@@ -167,6 +167,19 @@ def test_a_known_counterparty_with_ids_written_otherwise_is_left_to_lxml(why: st
     assert f.cuts[0].known_as is not None and f.cuts[0].payment_ids is None, why
 
 
+@pytest.mark.parametrize("end", [b"<Counterparty", b"<Counterparty id=", b"<!-- a note"])
+def test_a_file_cut_short_passes_as_it_is(end: bytes) -> None:
+    content = xml_export([counterparty(1, payments=1), counterparty(2)])
+    first_end = content.index(b"</Counterparty>") + len(b"</Counterparty>")
+    cut = content[:first_end] + b"\n  " + end  # the second counterparty, or a comment, begun and cut off
+    known = _known_after_one_pass(content, guid(1))
+
+    out, f = _filter(cut, known)
+
+    assert out.replace(PLACEHOLDER.encode() + b"/>", b"") != b"" and out.endswith(end)
+    assert len(f.cuts) == 1 and f.cuts[0].payment_ids == [guid(1000, 1)]
+
+
 def test_the_same_bytes_in_another_declared_encoding_are_another_digest() -> None:
     content = xml_export([counterparty(1, payments=1)])
     assert content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')

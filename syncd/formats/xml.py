@@ -88,9 +88,9 @@ class XmlReader:
             self.header()
         checker = self._checker
         root = self._root
-        cuts = self._filter.cuts if self._filter is not None else None
-        if self._filter is not None:
-            self._filter.set_known(checker.known)
+        assert self._filter is not None  # made by header()
+        self._filter.set_known(checker.known)
+        cuts = self._filter.cuts
         index = 0
         summary_line: int | None = None
         while (item := self._next()) is not None:
@@ -188,13 +188,13 @@ class XmlReader:
                 found = child.findall("Payment")
                 if len(found) != len(child):
                     self._note_children(child, "Payment")
-                    plain = False
+                plain = plain and len(found) == len(child) and not any(len(item) for item in found)
                 payments.extend(found)
             elif tag == "OpenDocuments":
                 found = child.findall("Document")
                 if len(found) != len(child):
                     self._note_children(child, "Document")
-                    plain = False
+                plain = plain and len(found) == len(child) and not any(len(item) for item in found)
                 documents.extend(found)
             elif tag == "LastPayment":
                 last = child
@@ -205,8 +205,7 @@ class XmlReader:
             else:
                 checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
                 plain = False
-        if cut is not None and digested is not None and not (
-                plain and not any(len(item) for item in payments) and not any(len(item) for item in documents)):
+        if cut is not None and not plain:
             digested = None  # its bytes' digest is not stored: the next file compares it in full
         return RawCounterparty(index, line, elem, values, last, payments, documents, content, digested)
 

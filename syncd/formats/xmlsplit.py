@@ -222,7 +222,7 @@ class KnownFilter:
                 return self._advance(close + len(terminator))
             if self._known is None:
                 return self._give_up()  # nothing to compare with (syncd validate): lxml reads it all
-            if buf.startswith(_START, pos) and buf[pos + len(_START)] in _NAME_END:
+            if buf.startswith(_START, pos) and pos + len(_START) < end and buf[pos + len(_START)] in _NAME_END:
                 close = buf.find(_END, pos)
                 if close < 0:
                     if self._more():
