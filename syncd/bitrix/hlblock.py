@@ -331,6 +331,7 @@ class Writer:
         # MySQL and MariaDB get new payment and document rows as SQL text, rendered as they are built
         # (see _payment_row); SQLite (the demo) gets tuples.
         self._rendered = conn.dialect.name in ("mysql", "mariadb")
+        self._quote = self._quoter() if self._rendered else None
         self._as_of_sql = f"'{self.as_of.isoformat(' ')}'"
         now = datetime.now(UTC).replace(tzinfo=None)
         self.checked_at = now.replace(microsecond=0)
@@ -378,7 +379,7 @@ class Writer:
         """INSERT `rows` (tuples in the order of `columns`) with multi-row statements of ~1 MB."""
         if not rows:
             return
-        if self._conn.dialect.name not in ("mysql", "mariadb"):
+        if not self._rendered:
             for chunk in _chunks(rows):
                 self.conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in chunk])
             return
@@ -410,8 +411,8 @@ class Writer:
         if parts:
             self._sender.submit(self._send_insert, table, head, parts)
 
-    def _quote(self) -> Callable[[str | None], str]:
-        """The SQL literal of a text value or None: what _literal gives for a text column."""
+    def _quoter(self) -> Callable[[str | None], str]:
+        """The SQL literal of a text value or None (MySQL and MariaDB): what _literal gives for a text column."""
         # The connection's own escaping follows the server's NO_BACKSLASH_ESCAPES mode; most values
         # (GUIDs, names) hold nothing to escape and skip it.
         escape = self._conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
@@ -434,11 +435,10 @@ class Writer:
         `amount` is float(p.sum), made by the one caller, and a kind is one of the contract's.
         """
         as_of = self.as_of
-        if not self._rendered:
+        if self._quote is None:
             return lambda p, when, amount: _payment_tuple(p, cp, user, when, amount, as_of)
-        q = self._quote()
-        shared, currency, stamp = f"{q(cp.id)},{_sql_number(user)}", q(cp.currency), self._as_of_sql
-        kinds = _KIND_SQL
+        q, kinds, stamp = self._quote, _KIND_SQL, self._as_of_sql
+        shared, currency = f"{q(cp.id)},{_sql_number(user)}", q(cp.currency)
 
         def row(p: Payment, when: datetime, amount: float) -> str:
             return (f"({q(p.id)},{shared},'{when.isoformat(' ')}',{amount!r},{currency},{q(p.number)},"
@@ -449,11 +449,10 @@ class Writer:
     def _document_row(self, cp: Counterparty, user: int | None) -> DocumentRow:
         """How a new document of `cp` becomes a row for _insert_rows (see _payment_row)."""
         as_of = self.as_of
-        if not self._rendered:
+        if self._quote is None:
             return lambda d: _document_tuple(d, cp, user, as_of)
-        q = self._quote()
-        shared, currency, stamp = f"{q(cp.id)},{_sql_number(user)}", q(cp.currency), self._as_of_sql
-        kinds = _KIND_SQL
+        q, kinds, stamp = self._quote, _KIND_SQL, self._as_of_sql
+        shared, currency = f"{q(cp.id)},{_sql_number(user)}", q(cp.currency)
 
         def row(d: Document) -> str:
             return (f"({q(d.id)},{shared},{kinds.get(d.kind) or q(d.kind)},{q(d.number)},{currency},"
@@ -466,7 +465,8 @@ class Writer:
         """The SQL literal of a value of `column`, from the column's type (values of another type raise)."""
         kind = table.c[column].type.python_type
         if kind is str:
-            quote = self._quote()
+            quote = self._quote
+            assert quote is not None  # _literal is for MySQL and MariaDB only
 
             def text(v: Any) -> str:
                 if v is not None and type(v) is not str:

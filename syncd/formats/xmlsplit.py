@@ -84,9 +84,9 @@ class KnownFilter:
     them for good once it has met something else at the root level.
     """
 
-    def __init__(self, source: ByteSource, known: KnownDigests | None = None) -> None:
+    def __init__(self, source: ByteSource) -> None:
         self._source = source
-        self._known = known
+        self._known: KnownDigests | None = None
         self._buf = b""  # raw bytes read from the source
         self._pos = 0  # where in _buf the next step starts
         self._out: deque[bytes] = deque()  # pieces for lxml
@@ -241,8 +241,9 @@ class KnownFilter:
         cut = Cut("", None)
         self.cuts.append(cut)
         known = self._known
+        assert known is not None  # _step gives up without it
         head = _SPAN_START.match(span)
-        if known is None or head is None:
+        if head is None:
             return span  # the reader digests it itself
         attrs: dict[bytes, bytes] = {}
         for name, double, single in _ATTR.findall(head.group(1)):
@@ -287,6 +288,7 @@ class KnownFilter:
             return False
         cut.payment_ids, cut.document_keys = ids, keys
         return True
+
 
 def _text(value: bytes | None) -> str | None:
     """An attribute's value when it is plain ASCII without entities, as lxml would give it; else ValueError."""
