@@ -69,17 +69,18 @@ def test_a_known_counterparty_comes_out_unparsed_and_a_changed_one_in_full(tmp_p
     assert type(changed[1]) is Unchanged
 
 
-def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path, fmt: str) -> None:
     cp1 = counterparty(1, payments=2)
     cp1["payments"][0]["id"] = cp1["payments"][0]["id"].upper()  # the same id, whatever its case
-    path = tmp_path / "a.xml"
-    path.write_bytes(xml_export([cp1]))
+    path = tmp_path / f"a.{fmt}"
+    path.write_bytes(EXPORTS[fmt]([cp1]))
     [record] = _changes(path, _index([]))
     assert isinstance(record, Counterparty) and record.digest
     # The second counterparty lists a payment id the unchanged first one already has.
     cp2 = counterparty(2, payments=1)
     cp2["payments"][0]["id"] = cp1["payments"][0]["id"].lower()
-    path.write_bytes(xml_export([cp1, cp2]))
+    path.write_bytes(EXPORTS[fmt]([cp1, cp2]))
 
     with pytest.raises(ExportError) as e:
         _changes(path, _index([record.digest]))
@@ -87,16 +88,17 @@ def test_ids_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path
     assert f"payment id {guid(1000, 1)} is listed 2 times" in str(e.value)
 
 
-def test_documents_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_documents_of_unchanged_counterparties_still_count_for_the_whole_file(tmp_path: Path, fmt: str) -> None:
     cp1 = counterparty(1, documents=2)
-    path = tmp_path / "a.xml"
-    path.write_bytes(xml_export([cp1]))
+    path = tmp_path / f"a.{fmt}"
+    path.write_bytes(EXPORTS[fmt]([cp1]))
     [record] = _changes(path, _index([]))
     assert isinstance(record, Counterparty) and record.digest
     # The second counterparty lists a document (same id, same due date) the unchanged first one has.
     cp2 = counterparty(2, documents=1)
     cp2["openDocuments"][0]["id"] = cp1["openDocuments"][1]["id"]
-    path.write_bytes(xml_export([cp1, cp2]))
+    path.write_bytes(EXPORTS[fmt]([cp1, cp2]))
 
     with pytest.raises(ExportError) as e:
         _changes(path, _index([record.digest]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing
 from typing import Any, Final
@@ -26,6 +27,7 @@ import ijson
 from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 
 from syncd.errors import ExportError
+from syncd.formats.jsonsplit import Cut, KnownFilter
 from syncd.records import Header
 from syncd.validate import HEADER_KEYS, ByteSource, Checker, RawCounterparty
 
@@ -108,6 +110,7 @@ class _TopLevel:
 class JsonReader:
     def __init__(self, stream: ByteSource, checker: Checker, reopen: Opener) -> None:
         self.stream = stream
+        self._read: Callable[[int], bytes] = stream.read  # the filter's, once records() has one
         self.checker = checker
         self.file = checker.file
         self._reopen = reopen
@@ -140,7 +143,7 @@ class JsonReader:
         parser = ijson.parse_coro(events, use_float=False)
         first = True
         while not top.array_started and not top.closed:
-            chunk = self.stream.read(_CHUNK)
+            chunk = self._read(_CHUNK)
             if first:
                 chunk = chunk[3:] if chunk.startswith(_BOM) else chunk
                 first = False
@@ -182,9 +185,23 @@ class JsonReader:
         if not self._array:
             return
         checker = self.checker
+        cuts: deque[Cut] = deque()
+        if checker.known is not None:
+            # Known counterparties are cut out of the bytes before ijson builds them
+            # (syncd.formats.jsonsplit).
+            known_filter = KnownFilter(self.stream, self._rest, checker.known)
+            self._read, self._rest, cuts = known_filter.read, b"", known_filter.cuts
         index = 0
         for item in self._items(build=True):
             index += 1
+            cut = cuts.popleft() if cuts else None
+            if cut is not None and cut.payment_ids is not None:
+                raw = RawCounterparty(index, None, {"id": cut.cid}, {}, payment_ids=cut.payment_ids,
+                                      document_keys=cut.document_keys)
+                assert cut.digest is not None  # a placeholder is only given for a known digest
+                raw.digested, raw.known_as = (cut.cid, cut.digest), cut.known_as
+                yield raw
+                continue
             if type(item) is not dict:
                 checker.tally.counterparties += 1
                 checker.problem(f"{_show_kind(item)} is not a counterparty: expected an object",
@@ -194,13 +211,16 @@ class JsonReader:
                 for key in item:
                     if key not in _COUNTERPARTY_KEYS:
                         checker.unknown(f"key {key!r} in counterparty", f"counterparty #{index}")
-            # ijson builds the same objects from the same bytes, so their pickle is as good a digest
-            # input as the bytes (and ~3x cheaper than repr()).
-            content = self._pickled(item) if checker.known is not None else None
             raw = RawCounterparty(index, None, item, item, item.get("lastPayment"),
-                                  self._list(item, "payments", index), self._list(item, "openDocuments", index),
-                                  content)
-            if content is not None:
+                                  self._list(item, "payments", index), self._list(item, "openDocuments", index))
+            if cut is not None and cut.digest is not None and cut.head == (
+                    item.get("id"), item.get("inn"), item.get("kpp")):
+                # Digested from its bytes by the filter, with the id, INN and KPP that ijson read.
+                raw.digested, raw.known_as = (cut.cid, cut.digest), cut.known_as
+            elif checker.known is not None:
+                # ijson builds the same objects from the same bytes, so their pickle is as good a
+                # digest input as the bytes (and ~3x cheaper than repr()).
+                raw.content = self._pickled(item)
                 checker.match(raw)
             yield raw
         self._trailer()
@@ -251,7 +271,7 @@ class JsonReader:
                     yield from items
                     done += len(items)
                     del items[:]
-            chunk = self.stream.read(_CHUNK)
+            chunk = self._read(_CHUNK)
             if not chunk:
                 # The array or the object around it is not closed: the file is cut short.
                 raise ExportError(self.file, _CUT_SHORT, where=f"counterparty #{done + 1}" if done else None)
@@ -260,7 +280,7 @@ class JsonReader:
         """Phase 3: what follows the array, up to the closing brace."""
         rest = self._rest.lstrip(_WHITESPACE)
         while not rest:
-            more = self.stream.read(_CHUNK)
+            more = self._read(_CHUNK)
             if not more:
                 raise ExportError(self.file, _CUT_SHORT)
             rest = more.lstrip(_WHITESPACE)
@@ -281,7 +301,7 @@ class JsonReader:
             for prefix, event, value in events:
                 top.event(prefix, event, value)
             del events[:]
-            rest = self.stream.read(_CHUNK)
+            rest = self._read(_CHUNK)
         self._close(parser, where)
         if self.summary is not None:
             if type(self.summary) is dict:
