@@ -16,22 +16,26 @@ next character), so it is where ijson's lexer would close the object:
   `},\n  {`), accepted only when the bytes between hold no backslash, every structural character
   outside the quoted strings and the brackets nest as a counterparty's do (checked in C: translate
   keeps `"{}[]\\`, adjacent quote pairs are dropped, a small pattern matches what is left);
-- slow (the last element, files written on one line): one pattern that steps over strings and up to
-  three levels of nested objects and arrays.
+- slow (the last element, files written on one line, strings with escapes): one pattern that steps
+  over strings and over objects and arrays nested up to two deep inside the counterparty.
 Anything else at the array's level (another kind of value, an element nested deeper, a counterparty
 over 16 MiB) ends the filtering: from there on the bytes pass as they are and ijson reads them all.
 A known digest is that of an element ijson parsed and syncd applied, so a span with a known digest is
 a whole, well-formed object, and swapping it for `0` changes no verdict on the rest of the file.
 
 Why the ids are exact. They are taken only from known spans whose strings hold no structural
-character and no backslash, so every bracket is structure and every string is `"[^"]*"`. The
-`payments` and `openDocuments` keys must each occur at most once, at the counterparty's level; their
-arrays must hold flat objects only; each object must hold exactly one `"id"` key, with a string. A
-span that fails any of this is still known by its digest; ijson reads it, and the reader takes the ids
-from what ijson built.
+character and no backslash, so every bracket is structure and every string is `"[^"]*"`, and whose
+brackets have the plain shape: arrays of flat objects and flat objects inside the counterparty, so
+every array is at its level. `"payments"` and `"openDocuments"` must each occur once at most, as a key
+holding an array. When the counterparty was applied, the checks refused it unless each payment and
+document had a string id (the last `"id"` key, for ijson); so as many string ids as payment objects
+means one each and the one ijson kept, and each document must show exactly one. A span that fails
+any of this is still known by its digest; ijson reads it, and the reader takes the ids from what
+ijson built.
 
 Why the digest is of the right counterparty. It covers the counterparty's id, INN and KPP (its site
-user), taken from the scalar keys before the first nested value. When ijson reads the element (its
+user), taken from its first keys as 1C writes them, else from the scalar keys before its first
+nested value. When ijson reads the element (its
 digest not known yet), the reader compares them with what ijson built and keeps the digest only when
 they agree; otherwise it digests what ijson built, as it does without the filter.
 """
