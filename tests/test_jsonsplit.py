@@ -298,3 +298,57 @@ def test_a_payment_id_of_a_known_counterparty_repeated_by_a_changed_one_rejects_
         _changes(path, _index(records))
 
     assert f"payment id {guid(2000, 1)} is listed 2 times" in str(e.value)
+
+
+def test_ids_after_a_vertical_tab_or_form_feed_are_left_to_ijson(tmp_path: Path) -> None:
+    # ijson takes \v and \f for whitespace; the patterns that take ids apart do not, so a second "id"
+    # key written with one must not hide from them: the span is left to ijson, which keeps the last id.
+    first = PLAIN.replace('"number": "1"', f'"id"\f: "{guid(6, 1)}", "number": "1"')
+    content = _two(first)
+    known = _known_after_one_pass(content, guid(1))
+
+    out, f = _filter(content, known)
+
+    assert out == content and f.cuts[0].known_as is not None and f.cuts[0].payment_ids is None
+    # End to end: the id ijson kept still counts for the file's checks when the counterparty is known.
+    path = tmp_path / "a.json"
+    path.write_bytes(content)
+    records = _changes(path, DigestIndex(b"salt", Linker(), []))
+    assert [p.id for p in records[0].payments] == [guid(6, 1)]  # type: ignore[union-attr]
+    repeat = counterparty(3, payments=1)
+    repeat["payments"][0]["id"] = guid(6, 1)
+    tail = json_export([repeat], summary=False)
+    at = ARRAY.search(tail).end()  # type: ignore[union-attr]
+    path.write_bytes(content[:ARRAY.search(content).end()] + b"\n  " + first.encode() + b","  # type: ignore[union-attr]
+                     + tail[at:])
+    with pytest.raises(ExportError, match=f"payment id {guid(6, 1)} is listed 2 times"):
+        _changes(path, _index(records))
+
+
+@pytest.mark.parametrize("junk", [b".5", b"e5", b"E+0"])
+def test_a_placeholder_never_joins_the_bytes_after_it_into_valid_json(tmp_path: Path, junk: bytes) -> None:
+    # With every header key before the array, so that the file is read once, through the filter.
+    good = json_export([counterparty(1, payments=1), counterparty(2)], payments_from="2026-08-01")
+    path = tmp_path / "a.json"
+    path.write_bytes(good)
+    records = _changes(path, DigestIndex(b"salt", Linker(), []))
+    comma = good.rindex(b",", 0, good.index(b'"id": "' + guid(2).encode()))
+    path.write_bytes(good[:comma] + junk + good[comma:])  # "0" + ".5" would read as the number 0.5
+
+    with pytest.raises(ExportError, match="not valid JSON"):
+        _changes(path, _index(records))
+
+
+def test_a_separator_seen_only_now_and_then_stops_being_looked_for() -> None:
+    # The fast way looks ahead for the separator between the first two elements; when the others are
+    # written differently that look-ahead would find it far away for every element. The output must
+    # stay exact, and after a few such elements the filter must stop looking.
+    cps = [json.dumps(counterparty(n), ensure_ascii=False, separators=(",", ":")) for n in range(1, 60)]
+    body = cps[0] + ",\n  " + ", ".join(cps[1:-1]) + ",\n  " + cps[-1]
+    content = ('{"formatVersion":1,"counterparties":[' + body + '],"summary":{}}').encode()
+    known = _known_after_one_pass(content, *(guid(n) for n in range(1, 60)))
+
+    out, f = _filter(content, known)
+
+    assert _placeholders(out) == 59 and len(f.cuts) == 59
+    assert f._lead == b""

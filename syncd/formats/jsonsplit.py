@@ -4,7 +4,7 @@ The JSON twin of syncd.formats.xmlsplit. With 1% of an export changed, building 
 counterparties as Python objects only to find their digest known was most of the run (ijson's C
 builder: ~46 µs a counterparty, pickling it for the digest ~7 µs more). `KnownFilter` sits between
 the bytes of the counterparties array and ijson. It finds each element of the array in the raw bytes
-and digests those bytes as they are. When the digest is known, ijson is handed the placeholder `0`
+and digests those bytes as they are. When the digest is known, ijson is handed the placeholder `0 `
 instead, and the filter takes from the bytes what the file-wide checks still need: the ids of the
 counterparty's payments and documents. Every other element passes through byte for byte, with its
 digest, so the reader need not pickle it either.
@@ -21,7 +21,9 @@ next character), so it is where ijson's lexer would close the object:
 Anything else at the array's level (another kind of value, an element nested deeper, a counterparty
 over 16 MiB) ends the filtering: from there on the bytes pass as they are and ijson reads them all.
 A known digest is that of an element ijson parsed and syncd applied, so a span with a known digest is
-a whole, well-formed object, and swapping it for `0` changes no verdict on the rest of the file.
+a whole, well-formed object, and swapping it for `0 ` (a value that ends where it ends) changes no
+verdict on the rest of the file. A counterparty the slow pattern cannot match is taken for one not
+read to its end yet, up to 16 MiB, before the filtering ends.
 
 Why the ids are exact. They are taken only from known spans whose strings hold no structural
 character and no backslash, so every bracket is structure and every string is `"[^"]*"`, and whose
@@ -47,12 +49,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from syncd.formats.bytefilter import ByteFilter
 from syncd.validate import ByteSource, KnownDigests
 from syncd.values import parse_guid, parse_inn, parse_kpp
 
-PLACEHOLDER: Final = b"0"
+# The space keeps what follows from becoming part of the number: "0" before a stray ".5" would be 0.5.
+PLACEHOLDER: Final = b"0 "
 DIGEST_PREFIX: Final = b"json-bytes\0"
-_READ: Final = 1 << 20
 _ELEMENT_LIMIT: Final = 16 << 20
 _LEAD_WINDOW: Final = 1 << 20  # how far ahead the separator is looked for
 _LEAD_MISSES: Final = 8  # elements whose end the fast way did not find: it is dropped
@@ -70,7 +73,7 @@ _ELEMENT: Final = re.compile(rb"\{" + _LEVEL2 + rb"\}", re.DOTALL)
 _SHAPE: Final = re.compile(rb"\{(?:\[(?:\{\}|\[\])*+\]|\{(?:\{\}|\[\])*+\})*+\}")
 # The shape ids are taken from: besides the arrays of flat objects, only flat objects (lastPayment).
 _PLAIN: Final = re.compile(rb"\{(?:\{\}|\[(?:\{\})*+\])*+\}")
-_KEEP_STRUCTURE: Final = bytes(c for c in range(256) if c not in b'"{}[]\\')
+_KEEP_STRUCTURE: Final = bytes(c for c in range(256) if c not in b'"{}[]\\\v\f')
 _KEEP_BRACKETS: Final = bytes(c for c in range(256) if c not in b"{}[]")
 _HEAD: Final = re.compile(rb'\{[ \t\r\n]*+"id"[ \t\r\n]*+:[ \t\r\n]*+"([^"\\]*)"'
                           rb'(?:[ \t\r\n]*+,[ \t\r\n]*+"inn"[ \t\r\n]*+:[ \t\r\n]*+"([^"\\]*)")?'
@@ -82,7 +85,7 @@ _COLON_ARRAY: Final = re.compile(rb"[ \t\r\n]*+:[ \t\r\n]*+\[")
 _ID: Final = re.compile(rb'"id"[ \t\r\n]*+:[ \t\r\n]*+"([^"]*)"')
 _DUE: Final = re.compile(rb'"dueDate"[ \t\r\n]*+:[ \t\r\n]*+(?:"([^"]*)"|null)')
 
-_ARRAY_START, _ELEMENT_NEXT, _AFTER_ELEMENT, _PASS = range(4)
+_ELEMENT_NEXT, _AFTER_ELEMENT = range(2)
 
 
 @dataclass(slots=True)
@@ -102,7 +105,7 @@ class Cut:
     document_keys: list[tuple[str, str | None]] | None = None
 
 
-class KnownFilter:
+class KnownFilter(ByteFilter):
     """A file-like object for ijson over the counterparties array and what follows it.
 
     `start` is what the reader had already read past the array's `[`. The reader takes one Cut per
@@ -111,61 +114,13 @@ class KnownFilter:
     """
 
     def __init__(self, source: ByteSource, start: bytes, known: KnownDigests) -> None:
-        self._source = source
+        super().__init__(source, start)
         self._known = known
-        self._buf = start
-        self._pos = 0
-        self._eof = False
-        self._state = _ARRAY_START
-        self._out: deque[bytes] = deque()
-        self._out_size = 0
+        self._state = _ELEMENT_NEXT
         self._lead: bytes | None = None  # "}" + the separator between elements + "{"; b"": not used
         self._misses = 0
         self._shaped: bytes | None = None  # what _shape() left of the element just found
         self.cuts: deque[Cut] = deque()
-
-    # -- file-like --------------------------------------------------------------------------
-
-    def read(self, size: int | None = -1) -> bytes:
-        want = _READ if size is None or size < 0 else size
-        while self._out_size < want:
-            if self._state != _PASS:
-                self._emit(self._step())
-            elif self._pos < len(self._buf):
-                self._emit(self._buf[self._pos:])
-                self._buf, self._pos = b"", 0
-            else:
-                data = self._source_read()
-                if not data:
-                    break
-                self._emit(data)
-        return self._hand_on(want)
-
-    def _emit(self, piece: bytes) -> None:
-        if piece:
-            self._out.append(piece)
-            self._out_size += len(piece)
-
-    def _hand_on(self, want: int) -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        while self._out and got < want:
-            piece = self._out.popleft()
-            if got + len(piece) > want:
-                self._out.appendleft(piece[want - got:])
-                piece = piece[:want - got]
-            parts.append(piece)
-            got += len(piece)
-        self._out_size -= got
-        return b"".join(parts)
-
-    def _source_read(self) -> bytes:
-        if self._eof:
-            return b""
-        data = self._source.read(_READ)
-        if not data:
-            self._eof = True
-        return data
 
     def _more(self) -> bool:
         data = self._source_read()
@@ -174,15 +129,6 @@ class KnownFilter:
         self._buf = self._buf[self._pos:] + data
         self._pos = 0
         return True
-
-    def _advance(self, end: int) -> bytes:
-        piece = self._buf[self._pos:end]
-        self._pos = end
-        return piece
-
-    def _give_up(self) -> bytes:
-        self._state = _PASS
-        return self._advance(len(self._buf))
 
     # -- the array's level ------------------------------------------------------------------------
 
@@ -235,12 +181,16 @@ class KnownFilter:
                     return found + 1
             elif not self._eof and len(buf) < window:
                 return -1
-            else:
-                self._misses += 1
-                if self._misses >= _LEAD_MISSES:
-                    self._lead = b""  # not the separator between elements: only the last has none
+        else:
+            found = -1
         self._shaped = None
         match = _ELEMENT.match(buf, pos)
+        if lead and (found < 0 or (match is not None and match.end() <= found)):
+            # The separator was not there, or further on than the element's end: looking that far
+            # ahead for every element would cost more than the pattern.
+            self._misses += 1
+            if self._misses >= _LEAD_MISSES:
+                self._lead = b""
         if match is not None:
             return match.end()
         return -1 if not self._eof and len(buf) < pos + _ELEMENT_LIMIT else -2
@@ -293,8 +243,8 @@ def _shape(span: bytes) -> bytes | None:
     """The brackets of a counterparty whose strings hold no structural character and no backslash, if
     they nest as a counterparty's do; else None."""
     skeleton = span.translate(None, _KEEP_STRUCTURE)
-    if b"\\" in skeleton:
-        return None
+    if skeleton.translate(None, b'"{}[]'):
+        return None  # a backslash, or a vertical tab or form feed (whitespace to ijson, not to these patterns)
     skeleton = skeleton.replace(b'""', b"")
     if b'"' in skeleton or _SHAPE.fullmatch(skeleton) is None:
         return None

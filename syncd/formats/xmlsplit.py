@@ -35,12 +35,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from syncd.formats.bytefilter import READ, ByteFilter
 from syncd.validate import ByteSource, KnownDigests
 from syncd.values import parse_guid, parse_inn, parse_kpp
 
 PLACEHOLDER: Final = "_syncd_known"
 _PLACEHOLDER: Final = b"<" + PLACEHOLDER.encode() + b"/>"
-_READ: Final = 1 << 20
 _PROLOG_LIMIT: Final = 1 << 20
 _START: Final = b"<Counterparty"
 _END: Final = b"</Counterparty>"
@@ -58,7 +58,7 @@ _PAYMENT_ID: Final = re.compile(rb'<Payment(?:\s+id="([^"&]+)"|[\s/>])')
 _DOCUMENT: Final = re.compile(rb'<Document(?:\s+id="([^"&]+)"((?:\s+[A-Za-z_][\w.:-]*="[^"]*")*)\s*/>|[\s/>])')
 _DUE_DATE: Final = re.compile(rb'\sdueDate="([^"&]*)"')
 
-_PROLOG, _ROOT, _PASS = range(3)
+_PROLOG, _ROOT = range(2)
 
 
 @dataclass(slots=True)
@@ -76,7 +76,7 @@ class Cut:
     document_keys: list[tuple[str, str | None]] | None = None
 
 
-class KnownFilter:
+class KnownFilter(ByteFilter):
     """A file-like object over `source` for lxml, with known counterparties replaced (module docstring).
 
     The caller takes one Cut per Counterparty element or placeholder, in file order, while `cuts`
@@ -85,14 +85,9 @@ class KnownFilter:
     """
 
     def __init__(self, source: ByteSource) -> None:
-        self._source = source
+        super().__init__(source)
         self._known: KnownDigests | None = None
-        self._buf = b""  # raw bytes read from the source
-        self._pos = 0  # where in _buf the next step starts
-        self._out: deque[bytes] = deque()  # pieces for lxml
-        self._out_size = 0
         self._state = _PROLOG
-        self._eof = False
         self._prefix = b""
         self._special = -1  # where in _buf the next "<!" or "<?" is (len(_buf): none); -1: to be found
         self._scanned = 0  # how far _buf has been searched for them
@@ -102,53 +97,13 @@ class KnownFilter:
         """The digests to compare with, once the caller has them (after the header was read)."""
         self._known = known
 
-    # -- file-like --------------------------------------------------------------------------
-
     def read(self, size: int | None = -1) -> bytes:
-        want = _READ if size is None or size < 0 else size
-        if self._state == _PROLOG:
+        if self._state == _PROLOG and not self._passing:
             # Up to the end of the root's start tag only: the header is read before the digests are
             # known (set_known), and no counterparty may pass before.
             self._emit(self._prolog())
-            return self._hand_on(want)
-        while self._out_size < want:
-            if self._state == _ROOT:
-                self._emit(self._step())
-            elif self._pos < len(self._buf):
-                self._emit(self._buf[self._pos:])
-                self._buf, self._pos = b"", 0
-            else:
-                data = self._source_read()
-                if not data:
-                    break
-                self._emit(data)
-        return self._hand_on(want)
-
-    def _emit(self, piece: bytes) -> None:
-        if piece:
-            self._out.append(piece)
-            self._out_size += len(piece)
-
-    def _hand_on(self, want: int) -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        while self._out and got < want:
-            piece = self._out.popleft()
-            if got + len(piece) > want:
-                self._out.appendleft(piece[want - got:])
-                piece = piece[:want - got]
-            parts.append(piece)
-            got += len(piece)
-        self._out_size -= got
-        return b"".join(parts)
-
-    def _source_read(self) -> bytes:
-        if self._eof:
-            return b""
-        data = self._source.read(_READ)
-        if not data:
-            self._eof = True
-        return data
+            return self._hand_on(READ if size is None or size < 0 else size)
+        return super().read(size)
 
     def _more(self) -> bool:
         """Add what the source has next to the unprocessed bytes; False at its end."""
@@ -169,16 +124,6 @@ class KnownFilter:
             found = _SPECIAL.search(self._buf, max(pos, self._scanned))
             self._special = self._scanned = found.start() if found else len(self._buf)
         return self._special
-
-    def _advance(self, end: int) -> bytes:
-        piece = self._buf[self._pos:end]
-        self._pos = end
-        return piece
-
-    def _give_up(self) -> bytes:
-        """Something the filter does not take apart: from here on the bytes pass as they are."""
-        self._state = _PASS
-        return self._advance(len(self._buf))
 
     # -- the prolog ---------------------------------------------------------------------------
 
@@ -210,7 +155,7 @@ class KnownFilter:
             if end - pos <= len(_START) and self._more():
                 continue
             if pos >= end:
-                self._state = _PASS  # the end of the file: lxml tells what is missing
+                self._passing = True  # the end of the file: lxml tells what is missing
                 return b""
             if buf.startswith(b"<!--", pos) or buf.startswith(b"<?", pos):
                 terminator = b"-->" if buf[pos + 1] == 0x21 else b"?>"
