@@ -8,11 +8,30 @@ not take apart it gives up, and from then on the rest of the file passes as it i
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Final
 
 from syncd.validate import ByteSource
 
 READ: Final = 1 << 20
+
+
+@dataclass(slots=True)
+class Cut:
+    """A counterparty as a filter saw it, in file order: one per counterparty it took apart.
+
+    `digest` is None when the bytes gave no usable id (the reader then digests what the parser
+    built). `head` (JSON) is the id, INN and KPP the digest was made with, as the bytes give them:
+    the reader checks them against what ijson builds. `payment_ids` and `document_keys` are set when
+    the parser got a placeholder instead of the counterparty.
+    """
+
+    cid: str = ""
+    digest: str | None = None
+    head: tuple[str | None, str | None, str | None] | None = None
+    known_as: object = None
+    payment_ids: list[str] | None = None
+    document_keys: list[tuple[str, str | None]] | None = None
 
 
 class ByteFilter:

@@ -27,7 +27,8 @@ import ijson
 from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 
 from syncd.errors import ExportError
-from syncd.formats.jsonsplit import Cut, KnownFilter
+from syncd.formats.bytefilter import Cut
+from syncd.formats.jsonsplit import KnownFilter
 from syncd.records import Header
 from syncd.validate import HEADER_KEYS, ByteSource, Checker, RawCounterparty
 

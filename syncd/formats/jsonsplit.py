@@ -46,10 +46,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 from typing import Final
 
-from syncd.formats.bytefilter import ByteFilter
+from syncd.formats.bytefilter import ByteFilter, Cut
 from syncd.validate import ByteSource, KnownDigests
 from syncd.values import parse_guid, parse_inn, parse_kpp
 
@@ -86,23 +85,6 @@ _ID: Final = re.compile(rb'"id"[ \t\r\n]*+:[ \t\r\n]*+"([^"]*)"')
 _DUE: Final = re.compile(rb'"dueDate"[ \t\r\n]*+:[ \t\r\n]*+(?:"([^"]*)"|null)')
 
 _ELEMENT_NEXT, _AFTER_ELEMENT = range(2)
-
-
-@dataclass(slots=True)
-class Cut:
-    """An element of the counterparties array as the filter saw it, in file order.
-
-    `digest` is None when the bytes gave no usable id. `head` is the id, INN and KPP the digest was
-    made with, as the bytes give them: the reader checks them against what ijson builds. `payment_ids`
-    is set when ijson got the placeholder instead of the element.
-    """
-
-    cid: str = ""
-    digest: str | None = None
-    head: tuple[str | None, str | None, str | None] | None = None
-    known_as: object = None
-    payment_ids: list[str] | None = None
-    document_keys: list[tuple[str, str | None]] | None = None
 
 
 class KnownFilter(ByteFilter):

@@ -17,7 +17,8 @@ from typing import Any, Final
 from lxml import etree
 
 from syncd.errors import ExportError
-from syncd.formats.xmlsplit import PLACEHOLDER, Cut, KnownFilter
+from syncd.formats.bytefilter import Cut
+from syncd.formats.xmlsplit import PLACEHOLDER, KnownFilter
 from syncd.records import Header
 from syncd.validate import (
     HEADER_KEYS,

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 from typing import Final
 
-from syncd.formats.bytefilter import READ, ByteFilter
+from syncd.formats.bytefilter import READ, ByteFilter, Cut
 from syncd.validate import ByteSource, KnownDigests
 from syncd.values import parse_guid, parse_inn, parse_kpp
 
@@ -59,21 +58,6 @@ _DOCUMENT: Final = re.compile(rb'<Document(?:\s+id="([^"&]+)"((?:\s+[A-Za-z_][\w
 _DUE_DATE: Final = re.compile(rb'\sdueDate="([^"&]*)"')
 
 _PROLOG, _ROOT = range(2)
-
-
-@dataclass(slots=True)
-class Cut:
-    """A root-level Counterparty as the filter saw it, in file order.
-
-    `digest` is None when its start tag did not give a usable id (the reader then digests the element
-    itself). `payment_ids` is set when lxml got a placeholder instead of the element.
-    """
-
-    cid: str
-    digest: str | None
-    known_as: object = None
-    payment_ids: list[str] | None = None
-    document_keys: list[tuple[str, str | None]] | None = None
 
 
 class KnownFilter(ByteFilter):
@@ -183,7 +167,7 @@ class KnownFilter(ByteFilter):
 
     def _span(self, span: bytes) -> bytes:
         """What lxml gets for this counterparty; its Cut is queued first."""
-        cut = Cut("", None)
+        cut = Cut()
         self.cuts.append(cut)
         known = self._known
         assert known is not None  # _step gives up without it
