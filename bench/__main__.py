@@ -476,6 +476,9 @@ def targets(results: list[Result]) -> str:
         js = by.get((size, "first load JSON"))
         if js is not None:
             parts.append(f"JSON/XML first load {js.seconds / first.seconds:.2f} (target ≤ 1.3)")
+        js_next, xml_next = by.get((size, "1% changed JSON")), by.get((size, "1% changed XML"))
+        if js_next is not None and xml_next is not None:
+            parts.append(f"JSON/XML 1% changed {js_next.seconds / xml_next.seconds:.2f} (target ≤ 1.3)")
         lines.append(f"- {size}: " + "; ".join(parts))
     if ("L", "first load XML") in by and ("3L", "first load XML") in by:
         rss_l, rss_3l = by[("L", "first load XML")].rss_mb, by[("3L", "first load XML")].rss_mb
