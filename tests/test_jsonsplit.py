@@ -7,7 +7,6 @@ anything it cannot cut exactly.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import random
@@ -26,28 +25,11 @@ from syncd.formats import open_export
 from syncd.formats.jsonsplit import PLACEHOLDER, KnownFilter
 from syncd.records import Counterparty, Unchanged
 from tests.exports import counterparty, guid, json_export
+from tests.known import Known
 
 MSK = ZoneInfo("Europe/Moscow")
 SAMPLE = Path(__file__).resolve().parent.parent / "syncd" / "samples" / "settlements_sample.json"
 ARRAY = re.compile(rb'"counterparties"\s*:\s*\[')
-
-
-class Known:
-    """Digests of the bytes the filter hands over; `known` holds the ones to recognise."""
-
-    def __init__(self, known: set[str] | None = None) -> None:
-        self.known = known or set()
-        self.seen: dict[str, str] = {}  # counterparty id -> digest of its bytes
-        self.heads: dict[str, tuple[str, str | None, str | None]] = {}
-
-    def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
-        d = hashlib.blake2b(f"{guid}|{inn}|{kpp}|".encode() + content, digest_size=16).hexdigest()
-        self.seen[guid] = d
-        self.heads[guid] = (guid, inn, kpp)
-        return d
-
-    def find(self, digest: str) -> object | None:
-        return ("row", digest) if digest in self.known else None
 
 
 def _filter(content: bytes, known: Known, *, read: int = 4096) -> tuple[bytes, KnownFilter]:

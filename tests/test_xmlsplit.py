@@ -6,7 +6,6 @@ Counterparty for a placeholder with the same line breaks; or take apart anything
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from pathlib import Path
@@ -21,26 +20,11 @@ from syncd.formats import open_export
 from syncd.formats.xmlsplit import PLACEHOLDER, KnownFilter
 from syncd.records import Counterparty
 from tests.exports import counterparty, guid, xml_export
+from tests.known import Known
 
 MSK = ZoneInfo("Europe/Moscow")
 SAMPLES = [Path(__file__).parent / "data" / "good_1c_formatted.xml",
            *sorted((Path(__file__).resolve().parent.parent / "syncd" / "samples").glob("*.xml"))]
-
-
-class Known:
-    """Digests of the bytes the filter hands over; `known` holds the ones to recognise."""
-
-    def __init__(self, known: set[str] | None = None) -> None:
-        self.known = known or set()
-        self.seen: dict[str, str] = {}  # counterparty id -> digest of its bytes
-
-    def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
-        d = hashlib.blake2b(f"{guid}|{inn}|{kpp}|".encode() + content, digest_size=16).hexdigest()
-        self.seen[guid] = d
-        return d
-
-    def find(self, digest: str) -> object | None:
-        return ("row", digest) if digest in self.known else None
 
 
 def _filter(content: bytes, known: Known | None) -> tuple[bytes, KnownFilter]:

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from syncd.validate import ByteSource
+from syncd.validate import ByteSource, RawCounterparty
 
 READ: Final = 1 << 20
 
@@ -32,6 +32,15 @@ class Cut:
     known_as: object = None
     payment_ids: list[str] | None = None
     document_keys: list[tuple[str, str | None]] | None = None
+
+    def known_raw(self, index: int, line: int | None) -> RawCounterparty:
+        """The counterparty the parser got a placeholder for: known by the digest of its bytes, its
+        ids taken from them."""
+        assert self.digest is not None and self.known_as is not None and self.payment_ids is not None
+        raw = RawCounterparty(index, line, {"id": self.cid}, {}, payment_ids=self.payment_ids,
+                              document_keys=self.document_keys)
+        raw.digested, raw.known_as = (self.cid, self.digest), self.known_as
+        return raw
 
 
 class ByteFilter:
@@ -95,6 +104,15 @@ class ByteFilter:
         if not data:
             self._eof = True
         return data
+
+    def _more(self) -> bool:
+        """Add what the source has next to the bytes not yet handed on; False at its end."""
+        data = self._source_read()
+        if not data:
+            return False
+        self._buf = self._buf[self._pos:] + data
+        self._pos = 0
+        return True
 
     def _advance(self, end: int) -> bytes:
         piece = self._buf[self._pos:end]

@@ -197,11 +197,7 @@ class JsonReader:
             index += 1
             cut = cuts.popleft() if cuts else None
             if cut is not None and cut.payment_ids is not None:
-                raw = RawCounterparty(index, None, {"id": cut.cid}, {}, payment_ids=cut.payment_ids,
-                                      document_keys=cut.document_keys)
-                assert cut.digest is not None  # a placeholder is only given for a known digest
-                raw.digested, raw.known_as = (cut.cid, cut.digest), cut.known_as
-                yield raw
+                yield cut.known_raw(index, None)  # ijson built the placeholder
                 continue
             if type(item) is not dict:
                 checker.tally.counterparties += 1

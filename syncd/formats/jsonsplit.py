@@ -73,7 +73,6 @@ _SHAPE: Final = re.compile(rb"\{(?:\[(?:\{\}|\[\])*+\]|\{(?:\{\}|\[\])*+\})*+\}"
 # The shape ids are taken from: besides the arrays of flat objects, only flat objects (lastPayment).
 _PLAIN: Final = re.compile(rb"\{(?:\{\}|\[(?:\{\})*+\])*+\}")
 _KEEP_STRUCTURE: Final = bytes(c for c in range(256) if c not in b'"{}[]\\\v\f')
-_KEEP_BRACKETS: Final = bytes(c for c in range(256) if c not in b"{}[]")
 _HEAD: Final = re.compile(rb'\{[ \t\r\n]*+"id"[ \t\r\n]*+:[ \t\r\n]*+"([^"\\]*)"'
                           rb'(?:[ \t\r\n]*+,[ \t\r\n]*+"inn"[ \t\r\n]*+:[ \t\r\n]*+"([^"\\]*)")?'
                           rb'(?:[ \t\r\n]*+,[ \t\r\n]*+"kpp"[ \t\r\n]*+:[ \t\r\n]*+"([^"\\]*)")?'
@@ -101,16 +100,7 @@ class KnownFilter(ByteFilter):
         self._state = _ELEMENT_NEXT
         self._lead: bytes | None = None  # "}" + the separator between elements + "{"; b"": not used
         self._misses = 0
-        self._shaped: bytes | None = None  # what _shape() left of the element just found
         self.cuts: deque[Cut] = deque()
-
-    def _more(self) -> bool:
-        data = self._source_read()
-        if not data:
-            return False
-        self._buf = self._buf[self._pos:] + data
-        self._pos = 0
-        return True
 
     # -- the array's level ------------------------------------------------------------------------
 
@@ -138,7 +128,7 @@ class KnownFilter(ByteFilter):
                 return self._give_up()
             if at > pos:
                 return self._advance(at)
-            end = self._element_end(pos)
+            end, skeleton = self._element_end(pos)
             if end == -1:
                 self._more()  # at the end of the file, the next try gives a definite answer
                 continue
@@ -148,24 +138,24 @@ class KnownFilter(ByteFilter):
                 self._learn_lead(end)
             self._state = _AFTER_ELEMENT
             self._pos = end
-            return self._span(buf[pos:end], self._shaped)
+            return self._span(buf[pos:end], skeleton)
 
-    def _element_end(self, pos: int) -> int:
-        """Where the element at `pos` ends; -1: more bytes are needed; -2: not one to take apart."""
+    def _element_end(self, pos: int) -> tuple[int, bytes | None]:
+        """Where the element at `pos` ends (-1: more bytes are needed; -2: not one to take apart), and
+        what _shape() left of it when the end was found the fast way."""
         buf = self._buf
         lead = self._lead
         if lead:
             window = pos + _LEAD_WINDOW
             found = buf.find(lead, pos, window)
             if found >= 0:
-                self._shaped = _shape(buf[pos:found + 1])
-                if self._shaped is not None:
-                    return found + 1
+                skeleton = _shape(buf[pos:found + 1])
+                if skeleton is not None:
+                    return found + 1, skeleton
             elif not self._eof and len(buf) < window:
-                return -1
+                return -1, None
         else:
             found = -1
-        self._shaped = None
         match = _ELEMENT.match(buf, pos)
         if lead and (found < 0 or (match is not None and match.end() <= found)):
             # The separator was not there, or further on than the element's end: looking that far
@@ -174,8 +164,8 @@ class KnownFilter(ByteFilter):
             if self._misses >= _LEAD_MISSES:
                 self._lead = b""
         if match is not None:
-            return match.end()
-        return -1 if not self._eof and len(buf) < pos + _ELEMENT_LIMIT else -2
+            return match.end(), None
+        return (-1 if not self._eof and len(buf) < pos + _ELEMENT_LIMIT else -2), None
 
     def _learn_lead(self, end: int) -> None:
         separator = _SEPARATOR.match(self._buf, end)

@@ -101,7 +101,7 @@ class XmlReader:
             tag = elem.tag
             if tag == PLACEHOLDER and cuts:
                 index += 1
-                yield self._known_counterparty(cuts.popleft(), index, elem.sourceline)
+                yield cuts.popleft().known_raw(index, elem.sourceline)
                 self._forget(elem)
             elif tag == "Counterparty":
                 index += 1
@@ -137,15 +137,6 @@ class XmlReader:
         tag = child.tag
         if tag != "Counterparty" and tag != "Summary" and tag != PLACEHOLDER and isinstance(tag, str):
             self._checker.unknown(f"element {tag} in {ROOT}", f"line {child.sourceline}")
-
-    @staticmethod
-    def _known_counterparty(cut: Cut, index: int, line: int) -> RawCounterparty:
-        """A counterparty the filter replaced: known by the digest of its bytes, ids taken from them."""
-        assert cut.digest is not None and cut.known_as is not None and cut.payment_ids is not None
-        raw = RawCounterparty(index, line, {"id": cut.cid}, {}, payment_ids=cut.payment_ids,
-                              document_keys=cut.document_keys)
-        raw.digested, raw.known_as = (cut.cid, cut.digest), cut.known_as
-        return raw
 
     def _counterparty(self, elem: Any, index: int, cut: Cut | None) -> RawCounterparty:
         checker = self._checker

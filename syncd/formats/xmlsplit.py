@@ -90,13 +90,11 @@ class KnownFilter(ByteFilter):
         return super().read(size)
 
     def _more(self) -> bool:
-        """Add what the source has next to the unprocessed bytes; False at its end."""
-        data = self._source_read()
-        if not data:
+        pos = self._pos
+        if not super()._more():
             return False
-        self._scanned = max(0, self._scanned - self._pos)
-        self._buf = self._buf[self._pos:] + data
-        self._pos = 0
+        # The buffer now starts where the next step does: what was searched moves with it.
+        self._scanned = max(0, self._scanned - pos)
         self._special = -1
         return True
 
