@@ -437,7 +437,8 @@ class Checker:
         out: list[Payment] = []
         ok = True
         seen: set[str] = set()
-        add_hash = self._payment_hashes.add
+        hashes: list[int] = []  # handed to the spill once per counterparty
+        add_hash = hashes.append
         tz = self.source_tz
         index = 0
         for index, item in enumerate(raw.payments, 1):
@@ -471,6 +472,7 @@ class Checker:
                 continue
             seen.add(pid)
             add_hash(hash(pid))
+        self._payment_hashes.add_all(hashes)
         self.tally.payments += index
         return out, ok
 
@@ -478,7 +480,8 @@ class Checker:
         out: list[Document] = []
         ok = True
         seen: set[tuple[str, date | None]] = set()
-        add_hash = self._document_hashes.add
+        hashes: list[int] = []  # handed to the spill once per counterparty
+        add_hash = hashes.append
         index = 0
         for index, item in enumerate(raw.documents, 1):
             try:
@@ -514,6 +517,7 @@ class Checker:
                 continue
             seen.add(key)
             add_hash(hash(key))
+        self._document_hashes.add_all(hashes)
         self.tally.documents += index
         return out, ok
 

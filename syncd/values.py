@@ -29,6 +29,7 @@ _GROUPED_AMOUNT: Final = re.compile(
     r"(-?)(\d{1,3}(?:[ \u00a0\u202f]\d{3})*|\d+)(?:([.,])(\d+))?", re.ASCII
 )
 _GROUP_SEPARATORS: Final = str.maketrans("", "", " \u00a0\u202f")
+_GROUP_MARKS: Final = frozenset(" \u00a0\u202f")
 
 _ISO_TAIL: Final = re.compile(r"(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?", re.ASCII)
 _RU_DATETIME: Final = re.compile(r"(\d{2})\.(\d{2})\.(\d{4})(?: (\d{1,2}):(\d{2}):(\d{2}))?", re.ASCII)
@@ -75,7 +76,34 @@ def parse_amount(value: object) -> Decimal | None:
         whole, _dot, cents = value.partition(".")
         if len(cents) == 2 and 0 < len(whole) <= 13 and whole.isdigit() and cents.isdigit() and value.isascii():
             return Decimal(value)
+        formatted = _formatted_amount(value)
+        if formatted is not None:
+            return formatted
     return _parse_amount(value)
+
+
+def _formatted_amount(value: str) -> Decimal | None:
+    """What 1C's Формат() writes, `12 345,67` (a comma, two kopecks, thousands split by one kind of
+    space or not at all, no sign), at half the regular expression's cost; None for anything else.
+
+    With the separator taken out, the digits must be as many as the groups need, and every fourth
+    character leftwards from the comma must be that separator: then it stands exactly between groups.
+    """
+    if len(value) < 4 or value[-3] != ",":
+        return None
+    whole, cents = value[:-3], value[-2:]
+    if not (cents.isdigit() and cents.isascii()):
+        return None
+    digits = whole
+    if len(whole) > 4 and whole[-4] in _GROUP_MARKS:
+        mark = whole[-4]
+        digits = whole.replace(mark, "")
+        gaps = (len(digits) - 1) // 3
+        if len(whole) != len(digits) + gaps or whole[-4::-4] != mark * gaps:
+            return None
+    if not (0 < len(digits) <= 13 and digits.isdigit() and digits.isascii()):
+        return None
+    return Decimal(digits + "." + cents)
 
 
 def _parse_amount(value: object) -> Decimal | None:

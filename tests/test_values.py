@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -9,6 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from syncd.values import (
+    _formatted_amount,
+    _parse_amount,
     non_negative,
     non_zero,
     parse_amount,
@@ -71,6 +74,36 @@ def test_amounts_refused_with_the_value_quoted(raw: object) -> None:
         parse_amount(raw)
     if isinstance(raw, str):
         assert f'"{raw}"' in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("12\u00a0345,67", "12345.67"), ("1 234 567,89", "1234567.89"), ("1\u202f000,00", "1000.00"),
+     ("345,67", "345.67"), ("0,00", "0.00"), ("9\u00a0999\u00a0999\u00a0999\u00a0999,99", "9999999999999.99")],
+)
+def test_formatted_amounts_take_the_short_way(raw: str, expected: str) -> None:
+    assert str(_formatted_amount(raw)) == expected
+
+
+@pytest.mark.parametrize("raw", ["1 23,45", "1234 567,89", "12 345 ,67", "1 234\u00a0567,89", " 345,67", "-345,67",
+                                 "10 000 000 000 000,00", "345,6", "345.67", "1 234", "١٢,٣٤"])
+def test_other_amounts_are_left_to_the_full_parser(raw: str) -> None:
+    assert _formatted_amount(raw) is None
+
+
+def test_the_short_way_agrees_with_the_full_parser() -> None:
+    rng = random.Random(20261126)
+    alphabet = "0123456789" * 3 + " \u00a0\u202f,.-"
+    taken = 0
+    for _ in range(50_000):
+        raw = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 14)))
+        quick = _formatted_amount(raw)
+        if quick is None:
+            continue
+        taken += 1
+        assert quick == _parse_amount(raw), raw
+        assert str(quick) == str(_parse_amount(raw)), raw
+    assert taken > 100  # the random strings did reach the short way
 
 
 def test_amount_out_of_1c_range() -> None:

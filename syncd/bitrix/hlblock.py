@@ -205,7 +205,11 @@ def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linke
 
 def _local(moment: datetime, bitrix_tz: tzinfo) -> datetime:
     """An aware datetime as Bitrix stores it: naive, in the site's zone, whole seconds."""
-    return moment.astimezone(bitrix_tz).replace(tzinfo=None, microsecond=0)
+    if moment.tzinfo is not bitrix_tz:
+        moment = moment.astimezone(bitrix_tz)
+    # The constructor rather than replace(tzinfo=None, microsecond=0): a third of the cost on CPython
+    # 3.11, once per payment.
+    return datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
 
 
 def _payments_from(header: Header, bitrix_tz: tzinfo) -> datetime | None:
@@ -693,28 +697,31 @@ class Writer:
             )
         inserts: list[Any] = []
         updates: list[Row] = []
-        self._newest = {}
-        as_of = self.as_of
+        newest: dict[str, tuple[datetime, int, float]] = {}
+        as_of, bitrix_tz, find = self.as_of, self.opt.bitrix_tz, existing.get
         for cp in cps:
             user = self._users[cp.id]
             new_row = self._payment_row(cp, user)
+            best: tuple[datetime, int, float] | None = None
             for p in cp.payments:
-                when = self._local(p.date)
-                amount = float(p.sum)
-                old = existing.get(p.id)
+                when = _local(p.date, bitrix_tz)
+                amount = float(p.sum)  # the sign of the Decimal: a cent is far from float's smallest
+                old = find(p.id)
                 if old is None:
                     inserts.append(new_row(p, when, amount))
-                    counts.inserted += 1
+                    # Rank as the payments block will: by date, then row ID; rows inserted now get IDs
+                    # above every existing one, in this order.
+                    rank_id = _NEW_ID + len(inserts)
                 else:
                     row = _payment_tuple(p, cp, user, when, amount, as_of)
                     self._compare(counts, old, dict(zip(PAYMENT_COLUMNS, row, strict=True)), updates)
-                if p.sum > 0:
-                    # Rank as the payments block will: by date, then row ID; rows inserted now get IDs
-                    # above every existing one, in this order.
-                    rank = (when, int(old["ID"]) if old is not None else _NEW_ID + len(inserts))
-                    best = self._newest.get(cp.id)
-                    if best is None or rank > best[:2]:
-                        self._newest[cp.id] = (*rank, amount)
+                    rank_id = int(old["ID"])
+                if amount > 0 and (best is None or (when, rank_id) > best[:2]):
+                    best = (when, rank_id, amount)
+            if best is not None:
+                newest[cp.id] = best
+        self._newest = newest
+        counts.inserted += len(inserts)
         self._delete_ids(t, stale)
         counts.deleted += len(stale)
         self._insert_rows(t, PAYMENT_COLUMNS, inserts)
