@@ -224,13 +224,17 @@ def parse_date(value: object) -> date | None:
 
 def parse_datetime(value: object, source_tz: tzinfo) -> datetime | None:
     """An aware datetime. No offset: the 1C infobase's zone. A date alone: midnight there."""
-    if type(value) is str and _is_iso_datetime(value):
+    text = value
+    if type(value) is str and len(value) == 19 and value[10] == " " and value[2] == "." and value[5] == ".":
+        # 1C's Строка() of a date, 25.11.2026 10:00:00: the ISO text it stands for takes the short way.
+        text = f"{value[6:10]}-{value[3:5]}-{value[:2]}T{value[11:]}"
+    if type(text) is str and _is_iso_datetime(text):
         try:
-            moment = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(text)
         except ValueError:
             pass  # reported with the full explanation below
         else:
-            if value == _EMPTY_DATETIME:
+            if text == _EMPTY_DATETIME:
                 return None
             # The constructor is several times cheaper than moment.replace(tzinfo=…) on CPython 3.11.
             return datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,

@@ -491,6 +491,27 @@ def test_unknown_json_keys_warned_once(tmp_path: Path, caplog: pytest.LogCapture
     ]
 
 
+def test_unknown_names_of_documents_are_warned_and_known_ones_written_null_are_not(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The reader counts an item's names against the known ones it found: an unknown name standing in
+    # for a missing known one must still be told apart, and a known name written as null is no stranger.
+    xml = write(tmp_path, "d.xml", xml_export(counterparty_xml(documents=[document_xml(dueDate=None, stage="2")])))
+    payment = payment_json(number=None, kind=None)
+    document = {"id": DOC1, "date": "2026-10-01", "dueDate": None, "amount": None, "outstanding": "25000.00"}
+    js = write(tmp_path, "d.json", json_export(counterparty_json(payments=[payment], openDocuments=[document]),
+                                               counterparty_json(CP2, openDocuments=[
+                                                   {**document, "id": PAY2, "dueDate": None, "stage": 1}])))
+    with caplog.at_level(logging.WARNING, logger="syncd.formats"):
+        assert len(read_all(xml)[1]) == 1
+        assert len(read_all(js)[1]) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        f"d.xml: line 6, document #1 of counterparty #1 (id={CP1}): unknown attribute 'stage' of Document ignored "
+        "(not reported again for this file)",
+        f"d.json: document #1 of counterparty #2 (id={CP2}): unknown key 'stage' in document ignored (not reported "
+        "again for this file)",
+    ]
+
+
 def test_counterparties_can_be_read_once(tmp_path: Path) -> None:
     with open_export(write(tmp_path, "o.xml", xml_export()), name="o.xml", source_tz=MOSCOW) as export:
         assert len(list(export.counterparties())) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ import pytest
 from syncd.values import (
     _formatted_amount,
     _parse_amount,
+    _split_datetime,
     non_negative,
     non_zero,
     parse_amount,
@@ -138,6 +139,29 @@ def test_datetimes(raw: str, expected: datetime) -> None:
     result = parse_datetime(raw, MOSCOW)
     assert result == expected
     assert result is not None and result.utcoffset() == expected.utcoffset()
+
+
+def test_russian_datetimes_read_the_short_way_as_by_the_full_parser() -> None:
+    # 25.11.2026 10:00:00 is read as the ISO text it stands for; with random digits and stray
+    # characters it must give what the full parser (_split_datetime) gives, or be refused as there.
+    rng = random.Random(1125)
+    valid = 0
+    for _ in range(20_000):
+        chars = list(f"{rng.randrange(0, 40):02d}.{rng.randrange(0, 14):02d}.{rng.randrange(1, 3000):04d} "
+                     f"{rng.randrange(0, 26):02d}:{rng.randrange(0, 62):02d}:{rng.randrange(0, 62):02d}")
+        if rng.random() < 0.2:
+            chars[rng.randrange(19)] = rng.choice("-:T x9")
+        raw = "".join(chars)
+        try:
+            parts = _split_datetime(raw)
+        except ValueError:
+            with pytest.raises(ValueError):
+                parse_datetime(raw, MOSCOW)
+            continue
+        valid += 1
+        expected = None if parts is None else datetime.combine(parts[0], parts[1] or time(), MOSCOW)
+        assert parse_datetime(raw, MOSCOW) == expected, raw
+    assert valid > 1000
 
 
 def test_naive_datetime_gets_the_source_zone() -> None:
