@@ -37,8 +37,10 @@ def site(bitrix_db_url: str, tmp_path: Path) -> Iterator[Site]:
 
 
 def _index(known: list[str]) -> DigestIndex:
-    # As the writer would have stored them: digest, balance row ID, UF_UPDATED_AT.
-    rows = [(d, n, datetime(2026, 11, 25, 9, 0)) for n, d in enumerate(known, 1)]
+    # As the writer would have stored them: digest, balance row ID, UF_UPDATED_AT (2026-11-25 09:00) in
+    # seconds since 1970, as digest_index reads it.
+    stamp = int((datetime(2026, 11, 25, 9, 0) - datetime(1970, 1, 1)).total_seconds())
+    rows = [(d, n, stamp) for n, d in enumerate(known, 1)]
     return DigestIndex(_salt(ApplyOptions(bitrix_tz=MSK), None, MSK), Linker(), rows)
 
 

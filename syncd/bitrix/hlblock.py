@@ -147,8 +147,8 @@ class DigestIndex:
     arrays: 32 bytes per counterparty.
     """
 
-    def __init__(self, salt: bytes, linker: Linker, rows: Iterable[tuple[str, int, datetime | int | None]]) -> None:
-        """`rows`: (digest, balance row ID, UF_UPDATED_AT as a datetime or as seconds since 1970)."""
+    def __init__(self, salt: bytes, linker: Linker, rows: Iterable[tuple[str, int, int | None]]) -> None:
+        """`rows`: (digest, balance row ID, UF_UPDATED_AT as seconds since 1970-01-01 00:00:00)."""
         self._salt = salt
         self._user_for = linker.user_for
         hi, lo, ids, stamps = array("Q"), array("Q"), array("q"), array("q")
@@ -156,12 +156,7 @@ class DigestIndex:
             hi.append(int(digest[:16], 16))
             lo.append(int(digest[16:32], 16))
             ids.append(row_id)
-            if stamp is None:
-                stamps.append(_NO_STAMP)
-            elif isinstance(stamp, datetime):
-                stamps.append(int((stamp - _EPOCH).total_seconds()))
-            else:
-                stamps.append(stamp)
+            stamps.append(_NO_STAMP if stamp is None else stamp)
         order = sorted(range(len(hi)), key=hi.__getitem__)
         self._hi = array("Q", (hi[i] for i in order))
         self._lo = array("Q", (lo[i] for i in order))
