@@ -25,11 +25,11 @@ _AMOUNT_LIMIT: Final = Decimal("10000000000000")
 
 # 1C's Формат()/Строка() group thousands with a no-break space (U+00A0) or, in some locales,
 # a narrow no-break space (U+202F); people retyping values use a plain space.
+_GROUP_MARKS: Final = " \u00a0\u202f"
 _GROUPED_AMOUNT: Final = re.compile(
-    r"(-?)(\d{1,3}(?:[ \u00a0\u202f]\d{3})*|\d+)(?:([.,])(\d+))?", re.ASCII
+    rf"(-?)(\d{{1,3}}(?:[{_GROUP_MARKS}]\d{{3}})*|\d+)(?:([.,])(\d+))?", re.ASCII
 )
-_GROUP_SEPARATORS: Final = str.maketrans("", "", " \u00a0\u202f")
-_GROUP_MARKS: Final = frozenset(" \u00a0\u202f")
+_GROUP_SEPARATORS: Final = str.maketrans("", "", _GROUP_MARKS)
 
 _ISO_TAIL: Final = re.compile(r"(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?", re.ASCII)
 _RU_DATETIME: Final = re.compile(r"(\d{2})\.(\d{2})\.(\d{4})(?: (\d{1,2}):(\d{2}):(\d{2}))?", re.ASCII)
