@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, SQLAlchemyError
 
 from syncd.config import DatabaseConfig
 from syncd.errors import ConfigError
@@ -58,3 +58,29 @@ def db_reason(exc: SQLAlchemyError) -> str:
         args = orig.args
         return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
     return exc.__class__.__name__
+
+
+# Errors that a value caused, not the server or the network: out of range (1264), data truncated
+# (1265), a bad date or number (1292, 1366, 1367), too long for the column (1406).
+_DATA_ERRORS = frozenset({1264, 1265, 1292, 1366, 1367, 1406})
+
+
+def data_error_reason(exc: BaseException) -> str | None:
+    """What was wrong when `exc` says a value of the file could not be stored (a server's data error, or a
+    character the connection's encoding cannot carry); None for anything else (a lost connection, a lock
+    wait timeout, a deadlock: not the file's fault)."""
+    if isinstance(exc, UnicodeEncodeError):
+        from syncd.bitrix.capacity import show_character
+
+        bad = exc.object[exc.start : exc.start + 1] if isinstance(exc.object, str) else "?"
+        return (f"character {show_character(bad)} cannot be sent over the database connection, whose charset "
+                "cannot carry it: take charset out of database.url (syncd then uses utf8mb4) or remove the "
+                "character in 1C")
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    orig = getattr(exc, "orig", None)
+    code = orig.args[0] if orig is not None and getattr(orig, "args", None) else None
+    if isinstance(exc, DataError) or code in _DATA_ERRORS:
+        return (f"the database refused a value of this file ({db_reason(exc)}); correct it in 1C, or the "
+                "column if it was changed by hand")
+    return None

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from syncd import ledger
+from syncd.bitrix.capacity import Capacity, read_capacity
 from syncd.bitrix.hlblock import (
     ApplyCounts,
     ApplyOptions,
@@ -38,7 +39,7 @@ from syncd.bitrix.migrate import check_blocks
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import Linker, check_link_by, load_linker
 from syncd.config import Config
-from syncd.db import db_reason, make_engine, safe_url
+from syncd.db import data_error_reason, db_reason, make_engine, safe_url
 from syncd.errors import (
     EXIT_HELD,
     EXIT_OK,
@@ -190,6 +191,7 @@ class Runner:
         self.on_file = on_file
         self.blocks = Blocks.from_specs(block_specs(cfg.bitrix.blocks))
         self.linker = Linker()
+        self.capacity: Capacity | None = None  # what the blocks' text columns hold, read at the run's start
 
     # -------------------------------------------------------------- database
 
@@ -215,6 +217,7 @@ class Runner:
             # One load of the links per run: the relink and every file use the same ones.
             with self.engine.connect() as conn:
                 self.linker = load_linker(conn, self.cfg.bitrix.link_by)
+                self.capacity = read_capacity(conn, block_specs(self.cfg.bitrix.blocks))
             state = _State(self.cfg.state.dir, self.cfg.state.keep_applied)
             # Before the files: they are written with the current links, so a relink needed after a
             # link change only has to reach the rows already there (on a first load: none). If it
@@ -324,8 +327,9 @@ class Runner:
         result: RunResult,
         t0: float,
     ) -> None:
+        stored = self.capacity.storable(reason) if self.capacity is not None else reason
         with self.engine.begin() as conn:
-            ledger.record(conn, **self._entry(remote, sha, header, ledger.REJECTED), error=reason)
+            ledger.record(conn, **self._entry(remote, sha, header, ledger.REJECTED), error=stored)
         kept = state.archive_rejected(path, reason)
         source.finish(remote, self.cfg.source.on_failure)
         log.error("rejected %s: %s (copy kept in %s)", remote.name, reason, kept)
@@ -383,9 +387,18 @@ class Runner:
             log.warning("held %s: %s", remote.name, reason)
             self._emit(result, FileOutcome(remote.name, "held", reason, header, seconds=time.monotonic() - t0))
             return
-        except SQLAlchemyError as exc:
-            # The file is fine as far as we know; it stays on the source and is retried next run.
+        except (SQLAlchemyError, UnicodeEncodeError) as exc:
+            # A value the database cannot store is the file's fault: it is rejected (rolled back already)
+            # and the next file goes on. Anything else (a lost connection, a lock wait timeout) is not:
+            # the file stays on the source and is retried next run.
+            why = data_error_reason(exc)
+            if why is not None:
+                reason = str(ExportError(remote.name, why + "; nothing was changed"))
+                self._reject(source, state, remote, item.path, item.sha256, header, reason, result, t0)
+                return
             item.path.unlink(missing_ok=True)
+            if isinstance(exc, UnicodeEncodeError):
+                raise
             raise DatabaseError(f"applying {remote.name} failed, nothing was changed: {db_reason(exc)}") from None
         state.archive_applied(item.path)
         source.finish(remote, self.cfg.source.on_success)
@@ -407,7 +420,7 @@ class Runner:
             with (bulk_gc(),
                   self.engine.begin() as conn,
                   open_export(item.path, name=remote.name, source_tz=source_tz,
-                              growing=download.reader if download else None) as export):
+                              growing=download.reader if download else None, capacity=self.capacity) as export):
                 # In the writer's transaction, so the index and the writer see the same rows.
                 index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
                 with _records(export.changes(index)) as records:

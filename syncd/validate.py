@@ -108,6 +108,15 @@ class RawCounterparty:
     document_keys: list[tuple[str, str | None]] | None = None
 
 
+class Capacity(Protocol):
+    """What the database's columns can hold (syncd.bitrix.capacity): known only on the run path."""
+
+    def check(self, cp: Counterparty) -> tuple[str, int, str, str] | None:
+        """(counterparty | payment | document, its number from 1, field, what is wrong) of the first value
+        of `cp` the database cannot store, or None."""
+        ...
+
+
 class KnownDigests(Protocol):
     """What the writer last applied, per counterparty (syncd.bitrix.hlblock.DigestIndex)."""
 
@@ -150,8 +159,9 @@ class Checker:
     """Turns raw records into typed ones and checks the file as a whole."""
 
     def __init__(self, file: str, source_tz: tzinfo, *, dialect: Dialect, strict: bool,
-                 totals: bool = False, quiet: bool = False) -> None:
+                 totals: bool = False, quiet: bool = False, capacity: Capacity | None = None) -> None:
         self.file = file
+        self.capacity = capacity
         self.source_tz = source_tz
         self.dialect: Dialect = dialect
         self.strict = strict
@@ -358,12 +368,28 @@ class Checker:
             return None
         record.payments = payments
         record.documents = documents
+        if self.capacity is not None and not self._fits(raw, record, self.capacity):
+            return None
         if self._totals:
             tally.debt += record.debt
             tally.overdue_debt += record.overdue_debt
             tally.payments_sum += sum((p.sum for p in payments), _ZERO)
             tally.outstanding += sum((d.outstanding for d in documents), _ZERO)
         return record
+
+    def _fits(self, raw: RawCounterparty, record: Counterparty, capacity: Capacity) -> bool:
+        """Whether the database can store every value of `record`; reports the first that it cannot."""
+        found = capacity.check(record)
+        if found is None:
+            return True
+        kind, index, key, message = found
+        if kind == "counterparty":
+            where = self.counterparty_where(raw)
+        else:  # a typed record's items are its raw ones, in order: every one of them was good
+            items = raw.payments if kind == "payment" else raw.documents
+            where = self._item_where(raw, kind, index, items[index - 1])
+        self.problem(message, where=where, field=key)
+        return False
 
     def match(self, raw: RawCounterparty) -> bool:
         """Digest `raw.content` (setting `raw.digested`) and look it up: True when the writer holds it

@@ -32,7 +32,7 @@ from syncd.errors import ExportError
 from syncd.formats.json import JsonReader
 from syncd.formats.xml import XmlReader
 from syncd.records import Counterparty, Header, Unchanged
-from syncd.validate import Checker, Dialect, KnownDigests, RawCounterparty, changes_of, records_of
+from syncd.validate import Capacity, Checker, Dialect, KnownDigests, RawCounterparty, changes_of, records_of
 
 __all__ = ["Export", "open_export", "read_header"]
 
@@ -232,16 +232,17 @@ class Export:
 
 
 @contextmanager
-def open_export(path: Path, *, name: str, source_tz: tzinfo,
-                growing: io.BufferedReader | None = None) -> Iterator[Export]:
+def open_export(path: Path, *, name: str, source_tz: tzinfo, growing: io.BufferedReader | None = None,
+                capacity: Capacity | None = None) -> Iterator[Export]:
     """Open an export for streaming; every problem raises ExportError (see the module docstring).
 
     `growing`: the file's bytes as they download (syncd.pipe), read instead of `path`; `path` must
     hold the whole file once they end (it is read again only to name ids seen twice). Not for zip.
+    `capacity`: what the database's columns hold; a value they cannot store is a problem too.
     """
     # The checker's id hashes spill to a temporary file, released here on success, error or early exit.
     with (_open_source(path, name, growing) as (stream, kind),
-          closing(Checker(name, source_tz, dialect=kind, strict=True)) as checker):
+          closing(Checker(name, source_tz, dialect=kind, strict=True, capacity=capacity)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
         header = reader.header()
         assert header is not None  # a strict checker raises instead

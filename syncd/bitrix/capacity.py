@@ -1,0 +1,273 @@
+"""What the blocks' text columns can hold, read once per run, and the checks of values against it.
+
+A file can be valid by the contract and still hold a value the database cannot store: a payment
+purpose over a TEXT column's 65,535 bytes, an emoji in a utf8mb3 table, `₽` in a cp1251 one, or
+any character the connection's own charset (`?charset=` in database.url) cannot carry. A strict
+server refuses such a value (errors 1406, 1366) and a lenient one cuts or mangles it silently, so
+the checker refuses the file first, naming the record and the field (syncd.validate.Checker).
+
+The column facts come from information_schema at the start of a run (one query). Per value the
+check is cheap: a text no longer than the column holds even at the charset's widest characters
+passes on its length alone, and the charset is looked at only where it is narrower than the
+connection's text (for utf8mb4 columns on a utf8mb4 connection: never). Fields whose values are
+bounded by the contract (GUIDs, INN, KPP, currency, kind) are checked once against the columns,
+not per value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Final
+
+from sqlalchemy import Connection, bindparam, text
+
+from syncd.bitrix.schema import BlockSpec
+from syncd.records import Counterparty
+
+# MySQL charset -> (Python codec, only the Basic Multilingual Plane, bytes per character at most).
+# MySQL's latin1 is Windows-1252.
+_KNOWN: Final[dict[str, tuple[str, bool, int]]] = {
+    "utf8mb4": ("utf-8", False, 4), "utf8mb3": ("utf-8", True, 3), "utf8": ("utf-8", True, 3),
+    "utf16": ("utf-16-be", False, 4), "utf16le": ("utf-16-le", False, 4), "utf32": ("utf-32-be", False, 4),
+    "ucs2": ("utf-16-be", True, 2), "cp1251": ("cp1251", False, 1), "latin1": ("cp1252", False, 1),
+    "koi8r": ("koi8_r", False, 1), "koi8u": ("koi8_u", False, 1), "cp866": ("cp866", False, 1),
+    "ascii": ("ascii", False, 1), "latin2": ("iso8859_2", False, 1), "cp1250": ("cp1250", False, 1),
+    "cp1256": ("cp1256", False, 1), "cp1257": ("cp1257", False, 1), "greek": ("iso8859_7", False, 1),
+}
+_WHOLE_UNICODE: Final = ("utf-8", "utf-16-be", "utf-16-le", "utf-32-be")
+_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
+_TEXT_TYPES: Final = frozenset({"tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob", "mediumblob",
+                                "longblob"})
+
+
+@dataclass(frozen=True)
+class Charset:
+    name: str
+    codec: str | None  # None: a charset syncd does not know; only what must fail is reported
+    bmp_only: bool
+    maxlen: int
+
+    @classmethod
+    def named(cls, name: str, maxlen: int | None = None) -> Charset:
+        codec, bmp_only, widest = _KNOWN.get(name, (None, False, maxlen or 4))
+        return cls(name, codec, bmp_only, widest)
+
+    @property
+    def whole_unicode(self) -> bool:
+        return self.codec in _WHOLE_UNICODE and not self.bmp_only
+
+    def bad_character(self, value: str) -> str | None:
+        """The first character of `value` this charset cannot hold, if any."""
+        if self.whole_unicode or self.codec is None or value.isascii():
+            return None
+        if self.bmp_only:
+            found = _ASTRAL.search(value)
+            return found.group() if found is not None else None
+        try:
+            value.encode(self.codec)
+        except UnicodeEncodeError as e:
+            return value[e.start]
+        return None
+
+    def size(self, value: str) -> int | None:
+        """`value`'s length in bytes in this charset (None for a charset syncd does not know)."""
+        if self.codec is None:
+            return None
+        return len(value.encode(self.codec, "surrogatepass" if self.codec in _WHOLE_UNICODE else "replace"))
+
+
+@dataclass(frozen=True)
+class Column:
+    table: str
+    name: str
+    type: str  # as information_schema.COLUMNS.COLUMN_TYPE says: text, varchar(255)…
+    charset: Charset
+    max_bytes: int | None  # TEXT and BLOB types count bytes
+    max_chars: int | None  # CHAR and VARCHAR count characters
+
+    @property
+    def safe_chars(self) -> int:
+        """A value of at most this many characters fits whatever they are."""
+        if self.max_chars is not None:
+            return self.max_chars
+        return (self.max_bytes or 0) // self.charset.maxlen
+
+    def problem(self, value: str) -> str | None:
+        bad = self.charset.bad_character(value)
+        where = f"the column {self.name} ({self.table}, {self.type}"
+        if bad is not None:
+            return (f"character {show_character(bad)} cannot be stored in column {self.name} of {self.table} "
+                    f"(charset {self.charset.name}); convert the table to utf8mb4 or remove the character in 1C")
+        if self.max_chars is not None and len(value) > self.max_chars:
+            return (f"{_number(len(value))} characters, {where}) holds at most {_number(self.max_chars)}; "
+                    "shorten it in 1C")
+        size = self.charset.size(value) if self.max_bytes is not None else None
+        if self.max_bytes is not None and (size if size is not None else len(value)) > self.max_bytes:
+            shown = _number(size) + " bytes" if size is not None else f"{_number(len(value))} characters"
+            return (f"{shown}, {where} in {self.charset.name}) holds at most {_number(self.max_bytes)} bytes; "
+                    "shorten it in 1C")
+        return None
+
+
+def show_character(ch: str) -> str:
+    code = f"U+{ord(ch):04X}"
+    return f"'{ch}' ({code})" if ch.isprintable() and not ch.isspace() else code
+
+
+def _number(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+class _Field:
+    """One field of a record and every column it is written to, behind the database connection."""
+
+    def __init__(self, attr: str, label: str, columns: Sequence[Column], connection: Charset) -> None:
+        self.attr = attr
+        self.label = label
+        self.get: Callable[[Any], str | None] = attrgetter(attr)
+        self.columns = tuple(columns)
+        self.connection = connection
+        self.safe = min(c.safe_chars for c in columns)
+        self.narrow = tuple(cs for cs in (connection, *(c.charset for c in columns))
+                            if not cs.whole_unicode and cs.codec is not None)
+
+    def suspect(self, values: Sequence[str | None]) -> bool:
+        """Quick: False when every one of `values` surely fits (one pass in C over the lot)."""
+        present = [v for v in values if v]
+        if not present:
+            return False
+        if max(map(len, present)) > self.safe:
+            return True
+        if self.narrow:
+            joined = "".join(present)
+            return not joined.isascii() and any(cs.bad_character(joined) is not None for cs in self.narrow)
+        return False
+
+    def problem(self, value: str) -> str | None:
+        """What keeps `value` out of the database, for a human; None if it fits."""
+        bad = self.connection.bad_character(value)
+        if bad is not None:
+            return (f"character {show_character(bad)} cannot be sent over the database connection: database.url "
+                    f"sets charset={self.connection.name}; take charset out of database.url (syncd then uses "
+                    "utf8mb4) or remove the character in 1C")
+        for column in self.columns:
+            found = column.problem(value)
+            if found is not None:
+                return found
+        return None
+
+
+# What each record field holds at most by the contract: (attribute, label, bound in ASCII characters or
+# None for free text, the columns it goes to as (role, column)).
+_CP_FIELDS: Final = (
+    ("id", "id", 36, (("balance", "UF_CONTRACTOR_XML_ID"), ("payments", "UF_CONTRACTOR_XML_ID"),
+                      ("documents", "UF_CONTRACTOR_XML_ID"))),
+    ("inn", "inn", 12, (("balance", "UF_INN"),)),
+    ("kpp", "kpp", 9, (("balance", "UF_KPP"),)),
+    ("currency", "currency", 3, (("balance", "UF_CURRENCY"), ("payments", "UF_CURRENCY"),
+                                 ("documents", "UF_CURRENCY"))),
+    ("name", "name", None, (("balance", "UF_NAME"),)),
+)
+_PAYMENT_FIELDS: Final = (
+    ("id", "id", 36, (("payments", "UF_PAYMENT_XML_ID"),)),
+    ("number", "number", None, (("payments", "UF_NUMBER"),)),
+    ("kind", "kind", 8, (("payments", "UF_KIND"),)),
+    ("purpose", "purpose", None, (("payments", "UF_PURPOSE"),)),
+)
+_DOCUMENT_FIELDS: Final = (
+    ("id", "id", 36, (("documents", "UF_DOCUMENT_XML_ID"),)),
+    ("kind", "kind", 8, (("documents", "UF_KIND"),)),
+    ("number", "number", None, (("documents", "UF_NUMBER"),)),
+)
+_Spec = tuple[str, str, int | None, tuple[tuple[str, str], ...]]
+
+
+class Capacity:
+    """The checks of one run: which record fields need a look, and how to tell a value that does not fit."""
+
+    def __init__(self, columns: dict[tuple[str, str], Column], tables: Mapping[str, str], connection: Charset,
+                 ledger_error: Column | None = None) -> None:
+        self.connection = connection
+        self._ledger_error = ledger_error
+
+        def fields(specs: Sequence[_Spec]) -> tuple[_Field, ...]:
+            out = []
+            for attr, label, bound, targets in specs:
+                cols = [columns[(tables[role], name)] for role, name in targets if (tables[role], name) in columns]
+                if not cols:
+                    continue
+                if bound is not None and all(bound <= c.safe_chars for c in cols):
+                    continue  # ASCII of a bounded length: every value the contract allows fits
+                out.append(_Field(attr, label, cols, connection))
+            return tuple(out)
+
+        self.counterparty_fields = fields(_CP_FIELDS)
+        self.payment_fields = fields(_PAYMENT_FIELDS)
+        self.document_fields = fields(_DOCUMENT_FIELDS)
+
+    def check(self, cp: Counterparty) -> tuple[str, int, str, str] | None:
+        """(counterparty | payment | document, its number from 1, field, what is wrong) of the first value
+        of `cp` that the database cannot store, or None."""
+        for f in self.counterparty_fields:
+            value = f.get(cp)
+            if f.suspect((value,)) and (found := f.problem(value or "")) is not None:
+                return "counterparty", 0, f.label, found
+        for kind, items, specs in (("payment", cp.payments, self.payment_fields),
+                                   ("document", cp.documents, self.document_fields)):
+            if not items:
+                continue
+            for f in specs:
+                values = list(map(f.get, items))
+                if not f.suspect(values):
+                    continue
+                for index, value in enumerate(values, 1):
+                    if value and (found := f.problem(value)) is not None:
+                        return kind, index, f.label, found
+        return None
+
+    def storable(self, message: str) -> str:
+        """`message` with what the connection or the ledger's error column cannot hold replaced by '?'."""
+        out = message
+        for cs in (self.connection, self._ledger_error.charset if self._ledger_error else None):
+            while cs is not None and (bad := cs.bad_character(out)) is not None:
+                out = out.replace(bad, "?")
+        return out
+
+
+_QUERY: Final = text(
+    "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.CHARACTER_MAXIMUM_LENGTH,"
+    " c.CHARACTER_OCTET_LENGTH, c.CHARACTER_SET_NAME, s.MAXLEN"
+    " FROM information_schema.COLUMNS c"
+    " LEFT JOIN information_schema.CHARACTER_SETS s ON s.CHARACTER_SET_NAME = c.CHARACTER_SET_NAME"
+    " WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME IN :tables"
+    " AND c.CHARACTER_OCTET_LENGTH IS NOT NULL"
+).bindparams(bindparam("tables", expanding=True))
+
+
+def read_capacity(conn: Connection, specs: Sequence[BlockSpec]) -> Capacity | None:
+    """The text columns of the three blocks (and of the ledger's reasons) as the server has them; None
+    where there is no information_schema (SQLite, the demo: its TEXT holds anything)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return None
+    tables: dict[str, str] = {spec.role: spec.table for spec in specs}
+    connection = connection_charset(conn)
+    columns: dict[tuple[str, str], Column] = {}
+    for table, name, data_type, column_type, max_chars, max_octets, charset, maxlen in conn.execute(
+            _QUERY, {"tables": [*tables.values(), "syncd_imports"]}):
+        # A binary column stores the bytes the connection sends.
+        cs = Charset.named(charset, maxlen) if charset else connection
+        text_type = str(data_type).lower() in _TEXT_TYPES
+        columns[(table, name)] = Column(table, name, str(column_type), cs,
+                                        int(max_octets) if text_type else None,
+                                        None if text_type else int(max_chars))
+    return Capacity(columns, tables, connection, columns.get(("syncd_imports", "error")))
+
+
+def connection_charset(conn: Connection) -> Charset:
+    """The charset the client connection speaks (database.url's ?charset=, utf8mb4 by default)."""
+    raw = conn.connection.dbapi_connection
+    name = str(getattr(raw, "charset", "utf8mb4"))
+    return Charset.named("utf8mb4" if name == "utf8" else name)
