@@ -304,7 +304,12 @@ def migrate_cmd(config_path: str | None) -> None:
         own = upgrade_own_tables(engine)
         report = migrate(engine, cfg.bitrix)
     except OperationalError as exc:
-        raise DatabaseError(f"cannot use the database {safe_url(engine)}: {exc.orig}") from None
+        # 1044 no access to the database, 1142 table, 1143 column: the user has a run's grants only.
+        args: tuple[object, ...] = getattr(exc.orig, "args", ())
+        denied = bool(args) and args[0] in (1044, 1142, 1143)
+        hint = ("; syncd migrate needs CREATE, ALTER and INDEX on the Bitrix database besides a run's "
+                "SELECT, INSERT, UPDATE, DELETE (see docs/security.md)") if denied else ""
+        raise DatabaseError(f"cannot use the database {safe_url(engine)}: {exc.orig}{hint}") from None
     finally:
         engine.dispose()
     click.echo(own.line())
