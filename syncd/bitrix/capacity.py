@@ -134,17 +134,17 @@ class _Field:
         self.narrow = tuple(cs for cs in (connection, *(c.charset for c in columns))
                             if not cs.whole_unicode and cs.codec is not None)
 
-    def suspect(self, values: Sequence[str | None]) -> bool:
-        """Quick: False when every one of `values` surely fits (one pass in C over the lot)."""
-        present = [v for v in values if v]
+    def suspect(self, items: Sequence[Any]) -> bool:
+        """Quick: False when the field of every one of `items` surely fits (a pass in C over the lot)."""
+        if not self.narrow:
+            return max(map(len, filter(None, map(self.get, items))), default=0) > self.safe
+        present = list(filter(None, map(self.get, items)))
         if not present:
             return False
         if max(map(len, present)) > self.safe:
             return True
-        if self.narrow:
-            joined = "".join(present)
-            return not joined.isascii() and any(cs.bad_character(joined) is not None for cs in self.narrow)
-        return False
+        joined = "".join(present)
+        return not joined.isascii() and any(cs.bad_character(joined) is not None for cs in self.narrow)
 
     def problem(self, value: str) -> str | None:
         """What keeps `value` out of the database, for a human; None if it fits."""
@@ -211,21 +211,27 @@ class Capacity:
     def check(self, cp: Counterparty) -> tuple[str, int, str, str] | None:
         """(counterparty | payment | document, its number from 1, field, what is wrong) of the first value
         of `cp` that the database cannot store, or None."""
+        one = (cp,)
         for f in self.counterparty_fields:
-            value = f.get(cp)
-            if f.suspect((value,)) and (found := f.problem(value or "")) is not None:
+            if f.suspect(one) and (found := f.problem(f.get(cp) or "")) is not None:
                 return "counterparty", 0, f.label, found
-        for kind, items, specs in (("payment", cp.payments, self.payment_fields),
-                                   ("document", cp.documents, self.document_fields)):
-            if not items:
-                continue
-            for f in specs:
-                values = list(map(f.get, items))
-                if not f.suspect(values):
-                    continue
-                for index, value in enumerate(values, 1):
-                    if value and (found := f.problem(value)) is not None:
-                        return kind, index, f.label, found
+        payments, documents = cp.payments, cp.documents
+        if payments:
+            for f in self.payment_fields:
+                if f.suspect(payments) and (where := self._first("payment", payments, f)) is not None:
+                    return where
+        if documents:
+            for f in self.document_fields:
+                if f.suspect(documents) and (where := self._first("document", documents, f)) is not None:
+                    return where
+        return None
+
+    @staticmethod
+    def _first(kind: str, items: Sequence[Any], f: _Field) -> tuple[str, int, str, str] | None:
+        for index, item in enumerate(items, 1):
+            value = f.get(item)
+            if value and (found := f.problem(value)) is not None:
+                return kind, index, f.label, found
         return None
 
     def storable(self, message: str) -> str:
