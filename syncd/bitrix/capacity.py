@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Final
 
@@ -207,6 +208,8 @@ class Capacity:
         self.counterparty_fields = fields(_CP_FIELDS)
         self.payment_fields = fields(_PAYMENT_FIELDS)
         self.document_fields = fields(_DOCUMENT_FIELDS)
+        self._payments_fit = _all_short(self.payment_fields)
+        self._documents_fit = _all_short(self.document_fields)
 
     def check(self, cp: Counterparty) -> tuple[str, int, str, str] | None:
         """(counterparty | payment | document, its number from 1, field, what is wrong) of the first value
@@ -216,11 +219,11 @@ class Capacity:
             if f.suspect(one) and (found := f.problem(f.get(cp) or "")) is not None:
                 return "counterparty", 0, f.label, found
         payments, documents = cp.payments, cp.documents
-        if payments:
+        if payments and not self._payments_fit(payments):
             for f in self.payment_fields:
                 if f.suspect(payments) and (where := self._first("payment", payments, f)) is not None:
                     return where
-        if documents:
+        if documents and not self._documents_fit(documents):
             for f in self.document_fields:
                 if f.suspect(documents) and (where := self._first("document", documents, f)) is not None:
                     return where
@@ -241,6 +244,20 @@ class Capacity:
             while cs is not None and (bad := cs.bad_character(out)) is not None:
                 out = out.replace(bad, "?")
         return out
+
+
+def _all_short(fields: Sequence[_Field]) -> Callable[[Sequence[Any]], bool]:
+    """Quick: True when every field of every item is surely short enough, in one pass over all the fields
+    (a third cheaper than one pass per field); False sends the items to the per-field checks. Never True
+    where a charset needs a look."""
+    if not fields or any(f.narrow for f in fields):
+        return lambda items: not fields
+    safe = min(f.safe for f in fields)
+    if len(fields) == 1:
+        get = fields[0].get
+        return lambda items: max(map(len, filter(None, map(get, items))), default=0) <= safe
+    many = attrgetter(*(f.attr for f in fields))
+    return lambda items: max(map(len, filter(None, chain.from_iterable(map(many, items)))), default=0) <= safe
 
 
 _QUERY: Final = text(
