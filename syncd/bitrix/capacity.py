@@ -208,22 +208,25 @@ class Capacity:
         self.counterparty_fields = fields(_CP_FIELDS)
         self.payment_fields = fields(_PAYMENT_FIELDS)
         self.document_fields = fields(_DOCUMENT_FIELDS)
+        self._counterparty_fits = _one_short(self.counterparty_fields)
         self._payments_fit = _all_short(self.payment_fields)
         self._documents_fit = _all_short(self.document_fields)
 
     def check(self, cp: Counterparty) -> tuple[str, int, str, str] | None:
         """(counterparty | payment | document, its number from 1, field, what is wrong) of the first value
         of `cp` that the database cannot store, or None."""
+        if self._counterparty_fits(cp) and self._payments_fit(cp.payments) and self._documents_fit(cp.documents):
+            return None
         one = (cp,)
         for f in self.counterparty_fields:
             if f.suspect(one) and (found := f.problem(f.get(cp) or "")) is not None:
                 return "counterparty", 0, f.label, found
         payments, documents = cp.payments, cp.documents
-        if payments and not self._payments_fit(payments):
+        if payments:
             for f in self.payment_fields:
                 if f.suspect(payments) and (where := self._first("payment", payments, f)) is not None:
                     return where
-        if documents and not self._documents_fit(documents):
+        if documents:
             for f in self.document_fields:
                 if f.suspect(documents) and (where := self._first("document", documents, f)) is not None:
                     return where
@@ -244,6 +247,18 @@ class Capacity:
             while cs is not None and (bad := cs.bad_character(out)) is not None:
                 out = out.replace(bad, "?")
         return out
+
+
+def _one_short(fields: Sequence[_Field]) -> Callable[[Any], bool]:
+    """Like _all_short, for the fields of one record."""
+    if not fields or any(f.narrow for f in fields):
+        return lambda item: not fields
+    safe = min(f.safe for f in fields)
+    if len(fields) == 1:
+        get = fields[0].get
+        return lambda item: len(get(item) or "") <= safe
+    fit = _all_short(fields)
+    return lambda item: fit((item,))
 
 
 def _all_short(fields: Sequence[_Field]) -> Callable[[Sequence[Any]], bool]:
