@@ -332,7 +332,8 @@ class Runner:
             with self.engine.begin() as conn:
                 ledger.record(conn, **self._entry(remote, sha, header, ledger.REJECTED), error=stored)
         except SQLAlchemyError as exc:  # the file stays where it is: the next run judges it again
-            raise DatabaseError(f"recording {remote.name} as rejected failed ({reason}): {db_reason(exc)}") from None
+            log.error("rejecting %s: %s", remote.name, reason)
+            raise DatabaseError(f"recording {remote.name} as rejected failed: {db_reason(exc)}") from None
         kept = state.archive_rejected(path, reason)
         source.finish(remote, self.cfg.source.on_failure)
         log.error("rejected %s: %s (copy kept in %s)", remote.name, reason, kept)
