@@ -282,3 +282,16 @@ def _admin_update(db_url: str, row_id: int) -> str:
     worker.join(120)
     engine.dispose()
     return outcome[0] if outcome else "still waiting"
+
+
+def test_max_clock_skew_is_a_duration_and_a_bad_one_names_the_key(tmp_path: Path) -> None:
+    from syncd import config as config_mod
+    from syncd.errors import ConfigError
+
+    base = {"source": {"type": "local", "path": str(tmp_path)}, "database": {"url": "sqlite://"},
+            "state": {"dir": str(tmp_path)}}
+    assert config_mod.from_mapping(base).bitrix.max_clock_skew == timedelta(minutes=10)
+    assert config_mod.from_mapping(base | {"bitrix": {"max_clock_skew": "2h"}}).bitrix.max_clock_skew == \
+        timedelta(hours=2)
+    with pytest.raises(ConfigError, match=r"bitrix\.max_clock_skew"):
+        config_mod.from_mapping(base | {"bitrix": {"max_clock_skew": "ten minutes"}})

@@ -31,13 +31,13 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Connection, Integer, Table, bindparam, exists, func, literal_column, or_, select, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Connection, Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from syncd import __version__
+from syncd.bitrix.asof import EPOCH, AsOf, local_seconds_to_utc, seconds, utc_of_local
 from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
@@ -191,7 +191,7 @@ class DigestIndex:
 
 
 _HASH_PIECE = 2047  # hashlib's GIL_MINSIZE is 2048
-_EPOCH = datetime(1970, 1, 1)
+_EPOCH = EPOCH
 _NO_STAMP = -(1 << 63)
 
 
@@ -200,44 +200,17 @@ def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linke
     """The index for applying `header`'s export in the caller's transaction (the writer reads the same snapshot)."""
     st, bal = counterparty_state, blocks.balance
     trust_after = datetime.now(UTC).replace(tzinfo=None) - options.trust_digest_for
-    # Stamps as seconds from the server: PyMySQL's datetime for each of 100,000 rows was a third of
-    # the index's time, and the index is built before the reader can start.
+    # Stamps as seconds from the server: PyMySQL's datetime per row was a third of the index's time,
+    # and the index is built before the reader can start. UTC: syncd's own stamp, else the row's.
     q = (
-        select(st.c.digest, bal.c.ID, _seconds(conn, st.c.as_of_utc), _seconds(conn, bal.c.UF_UPDATED_AT))
+        select(st.c.digest, bal.c.ID, seconds(conn, st.c.as_of_utc), seconds(conn, bal.c.UF_UPDATED_AT))
         .join(bal, bal.c.UF_CONTRACTOR_XML_ID == st.c.guid)
         .where(st.c.checked_at >= trust_after)
     )
     salt = _salt(options, _payments_from(header, options.bitrix_tz), source_tz)
     tz = options.bitrix_tz
-    return DigestIndex(salt, linker, ((d, i, _local_seconds_to_utc(local, tz) if utc is None else utc)
+    return DigestIndex(salt, linker, ((d, i, local_seconds_to_utc(local, tz) if utc is None else utc)
                                       for d, i, utc, local in conn.execute(q)))
-
-
-def _seconds(conn: Connection, column: Any) -> Any:
-    """A DATETIME column as seconds since 1970-01-01 00:00:00, computed by the server."""
-    if conn.dialect.name == "sqlite":
-        return sql_cast(func.strftime("%s", column), Integer)
-    return func.timestampdiff(literal_column("SECOND"), literal_column("'1970-01-01 00:00:00'"), column)
-
-
-def _local_seconds_to_utc(seconds: int | None, bitrix_tz: tzinfo) -> int | None:
-    """A stored UF_UPDATED_AT (seconds, naive in the site's zone) in UTC seconds: for rows syncd has no
-    UTC stamp of its own for (see utc_of_local)."""
-    if seconds is None:
-        return None
-    moment = utc_of_local(_EPOCH + timedelta(seconds=seconds), bitrix_tz)
-    return None if moment is None else int((moment - _EPOCH).total_seconds())
-
-
-def utc_of_local(moment: datetime | None, bitrix_tz: tzinfo) -> datetime | None:
-    """A naive local time of the site as naive UTC; in the autumn's repeated hour the earlier of the two
-    readings, so that a row is held "newer" only when it surely is. None when it cannot be converted."""
-    if moment is None:
-        return None
-    try:
-        return moment.replace(tzinfo=bitrix_tz, fold=0).astimezone(UTC).replace(tzinfo=None)
-    except (OverflowError, ValueError):
-        return None
 
 
 def _local(moment: datetime, bitrix_tz: tzinfo) -> datetime:
@@ -382,8 +355,8 @@ class Writer:
         now = datetime.now(UTC).replace(tzinfo=None)
         self.checked_at = now.replace(microsecond=0)
         self.trust_after = now - options.trust_digest_for
-        # A stamp after this is not trusted to be newer than anything (see the module docstring).
-        self.trusted_until = now + options.max_clock_skew
+        self._as_of = AsOf(self.as_of_utc, now + options.max_clock_skew, options.override)
+        self._newer = self._as_of.newer
         # Whatever changes how a counterparty's rows come out belongs in its digest.
         self._salt = repr((options.bitrix_tz, self.payments_from))
         # Per counterparty of the current batch: its site user, and (date, rank, sum) of its newest
@@ -653,10 +626,6 @@ class Writer:
         self._apply_documents(changed)
         self._apply_balance(changed, existing)
         self._store_digests([(cp.id, digests[cp.id]) for cp in changed])
-
-    def _newer(self, stamp: datetime | None) -> bool:
-        """Whether a counterparty's as-of time (naive UTC) is newer than this export's, and trusted."""
-        return (stamp is not None and self.as_of_utc < stamp <= self.trusted_until and not self.opt.override)
 
     def _stamp(self, row: Row, stored: tuple[str, datetime, datetime | None] | None) -> datetime | None:
         """A counterparty's as-of time in UTC: syncd's own, else its balance row's read in the site's zone."""
