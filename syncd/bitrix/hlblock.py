@@ -357,6 +357,7 @@ class Writer:
         self.trust_after = now - options.trust_digest_for
         self._as_of = AsOf(self.as_of_utc, now + options.max_clock_skew, options.override)
         self._newer = self._as_of.newer
+        self._confirming = False  # some balance row waits for _confirm_rows
         # Whatever changes how a counterparty's rows come out belongs in its digest.
         self._salt = repr((options.bitrix_tz, self.payments_from))
         # Per counterparty of the current batch: its site user, and (date, rank, sum) of its newest
@@ -692,6 +693,7 @@ class Writer:
         """The values are the same, but the counterparty is now confirmed as of this export: its stamp in
         syncd's own table now, its balance row's UF_UPDATED_AT (the date the site shows) at the end."""
         st = counterparty_state
+        self._confirming = self._confirming or bool(guids)
         for chunk in _chunks(guids):
             stmt = st.update().where(st.c.guid.in_(chunk)).values(as_of_utc=self.as_of_utc)
             self._sender.submit(self._conn.execute, stmt)
@@ -700,6 +702,8 @@ class Writer:
         """UF_UPDATED_AT = this export's as-of time on every balance row it confirmed, in one statement
         right before the commit: the rows are locked only from here to the commit, so an admin's edit of a
         balance row never waits out a long apply (or a download, with apply_while_downloading)."""
+        if not self._confirming:
+            return  # a first load, or only changed rows: nothing to confirm
         t, st = self.b.balance, counterparty_state
         stmt = (update(t)
                 .where(t.c.UF_CONTRACTOR_XML_ID == st.c.guid, st.c.as_of_utc == self.as_of_utc,
@@ -875,8 +879,8 @@ class Writer:
             if old is None:
                 inserts.append(tuple(new[c] for c in BALANCE_COLUMNS))
                 counts.inserted += 1
-            else:  # an unchanged row is confirmed at the end (_confirm_rows): its stamp comes with the digest
-                self._compare(counts, old, new, updates)
+            elif self._compare(counts, old, new, updates):
+                self._confirming = True  # at the end (_confirm_rows): its stamp comes with the digest
         self._insert(t, BALANCE_COLUMNS, inserts)
         self._update_by_id(t, updates)
 
