@@ -521,7 +521,9 @@ def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--timezone", "source_tz", default="Europe/Moscow", show_default=True, callback=_zone,
               metavar="ZONE", help="Time zone of the 1C infobase: datetimes without an offset are read in it.")
-def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo) -> None:
+@click.option("--bitrix-timezone", "bitrix_tz", default="Europe/Moscow", show_default=True, callback=_zone,
+              metavar="ZONE", help="Time zone of the Bitrix site (bitrix.timezone): every datetime must convert to it.")
+def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo) -> None:
     """Check export files against format v1, offline (no configuration, no database).
 
     Prints every problem (file, line or record, field, what is wrong) and, per file, what it
@@ -536,7 +538,7 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo) -> None:
 
     bad = 0
     for path in files:
-        report = check_file(path, name=str(path), source_tz=source_tz)
+        report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz)
         click.echo(format_report(report))
         bad += not report.ok
     if len(files) > 1:

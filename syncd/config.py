@@ -85,6 +85,8 @@ class BitrixConfig:
     document_root: Path | None = None
     on_missing: OnMissing = "zero"
     max_missing_ratio: float = 0.2
+    # How far ahead of this host's clock an export's generatedAt (or a stored as-of time) may be.
+    max_clock_skew: timedelta = timedelta(minutes=10)
     link_by: tuple[str, ...] = ("user_field:UF_1C_CONTRACTOR_ID",)
     blocks: BlockNames = field(default_factory=BlockNames)
 
@@ -326,6 +328,7 @@ def _bitrix(s: _Section) -> BitrixConfig:
     assert ratio is not None
     if not 0.0 <= ratio <= 1.0:
         raise ConfigError(f"bitrix.max_missing_ratio must be between 0 and 1, got {ratio}")
+    skew = s.parsed("max_clock_skew", parse_duration, timedelta(minutes=10))
     links = s.get("link_by", list, ["user_field:UF_1C_CONTRACTOR_ID"])
     assert links is not None
     try:
@@ -343,6 +346,7 @@ def _bitrix(s: _Section) -> BitrixConfig:
         document_root=Path(root) if root else None,
         on_missing=on_missing,  # type: ignore[arg-type]
         max_missing_ratio=ratio,
+        max_clock_skew=skew,
         link_by=link_by,
         blocks=BlockNames(**names),
     )

@@ -75,6 +75,9 @@ counterparty_state = Table(
     Column("guid", String(36), primary_key=True),
     Column("digest", String(32), nullable=False),
     Column("checked_at", DateTime, nullable=False),  # UTC
+    # UTC as-of time of the export that last confirmed the counterparty (its balance row's UF_UPDATED_AT
+    # is the same moment, naive in the site's zone); NULL for rows written before migration 0004.
+    Column("as_of_utc", DateTime, nullable=True),
 )
 
 
@@ -85,6 +88,7 @@ DUPLICATE = "duplicate"
 SUPERSEDED = "superseded"
 HELD = "held"
 REJECTED = "rejected"
+OVERRIDDEN = "overridden"  # an applied full export that an approved, older one overrode
 
 
 def utcnow() -> datetime:
@@ -107,9 +111,12 @@ def find_applied(conn: Connection, *, export_id: str | None, sha256: str | None)
     return conn.execute(q).first()
 
 
-def newest_full(conn: Connection) -> datetime | None:
-    """As-of time (UTC) of the newest applied full export."""
+def newest_full(conn: Connection, *, until: datetime | None = None) -> datetime | None:
+    """As-of time (UTC) of the newest applied full export; with `until`, of the newest not after it
+    (one dated ahead of the clock is not trusted to supersede anything)."""
     q = select(func.max(imports.c.generated_at)).where(imports.c.status == APPLIED, imports.c.mode == "full")
+    if until is not None:
+        q = q.where(imports.c.generated_at <= until)
     value = conn.execute(q).scalar()
     return value if isinstance(value, datetime) else None
 
@@ -118,14 +125,23 @@ def record(conn: Connection, **values: Any) -> int:
     """Add a ledger entry; for a held file already held with the same content, refresh that entry."""
     values.setdefault("host", socket.gethostname())
     if values.get("status") == HELD:
-        prior = conn.execute(
-            select(imports.c.id).where(imports.c.status == HELD, imports.c.sha256 == values["sha256"])
-        ).scalar()
+        # Held before it was downloaded (dated ahead of the clock), a file has no sha256 yet: its export id.
+        same = imports.c.sha256 == values["sha256"] if values["sha256"] else imports.c.export_id == values["export_id"]
+        prior = conn.execute(select(imports.c.id).where(imports.c.status == HELD, same)).scalar()
         if prior is not None:
             conn.execute(imports.update().where(imports.c.id == prior).values(**values))
             return int(prior)
     result = conn.execute(imports.insert().values(**values))
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def override_newer(conn: Connection, generated_at: datetime, import_id: int) -> int:
+    """An approved export is the truth as of its time: applied full exports dated after it no longer
+    supersede anything (they become `overridden`). Returns how many."""
+    q = (imports.update()
+         .where(imports.c.status == APPLIED, imports.c.mode == "full", imports.c.generated_at > generated_at)
+         .values(status=OVERRIDDEN, error=f"overridden by the approved import #{import_id}"))
+    return int(conn.execute(q).rowcount)
 
 
 def recent_imports(conn: Connection, limit: int = 20) -> list[Row[Any]]:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -309,7 +309,8 @@ class Runner:
             path.unlink(missing_ok=True)
             raise
         try:
-            header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone)
+            header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone,
+                                 bitrix_tz=self.cfg.bitrix.timezone)
         except ExportError as exc:
             self._reject(source, state, remote, path, sha, None, str(exc), result, t0)
             return None
@@ -356,17 +357,21 @@ class Runner:
     def _handle(self, source: Source, state: _State, item: _Fetched, result: RunResult) -> None:
         t0 = time.monotonic()
         remote, header = item.remote, item.header
-        done = self._done_before(header, item.sha256 or None)
+        approved = self._approved(header, remote)
+        done = self._done_before(header, item.sha256 or None, approved=approved)
         if done is not None:
             self._skip(source, item, *done, result, t0)
             return
-        approved = bool({header.export_id.lower(), remote.name.lower()} & self.approve)
-        options = ApplyOptions(
-            bitrix_tz=self.cfg.bitrix.timezone,
-            on_missing=self.cfg.bitrix.on_missing,
-            max_missing_ratio=self.cfg.bitrix.max_missing_ratio,
-            guard=not approved,
-        )
+        if not approved:
+            try:
+                self._check_clock(header)
+            except HeldByGuard as exc:  # before any download: the file stays on the source, for --approve
+                self._hold(item, str(exc), result, t0)
+                return
+        bitrix = self.cfg.bitrix
+        options = ApplyOptions(bitrix_tz=bitrix.timezone, on_missing=bitrix.on_missing,
+                               max_missing_ratio=bitrix.max_missing_ratio, guard=not approved,
+                               max_clock_skew=bitrix.max_clock_skew, override=approved)
         started = ledger.utcnow()
         shown = self.progress
         applied = 0
@@ -384,12 +389,7 @@ class Runner:
             self._reject(source, state, remote, item.path, item.sha256, header, str(exc), result, t0)
             return
         except HeldByGuard as exc:
-            reason = f"held: {exc}; to apply it anyway: syncd run-once --approve {header.export_id}"
-            with self.engine.begin() as conn:
-                ledger.record(conn, **self._entry(remote, item.sha256, header, ledger.HELD), error=reason)
-            item.path.unlink(missing_ok=True)
-            log.warning("held %s: %s", remote.name, reason)
-            self._emit(result, FileOutcome(remote.name, "held", reason, header, seconds=time.monotonic() - t0))
+            self._hold(item, str(exc), result, t0)
             return
         except (SQLAlchemyError, UnicodeEncodeError) as exc:
             # A value the database cannot store is the file's fault: it is rejected (rolled back already)
@@ -423,7 +423,7 @@ class Runner:
         try:
             with (bulk_gc(),
                   self.engine.begin() as conn,
-                  open_export(item.path, name=remote.name, source_tz=source_tz,
+                  open_export(item.path, name=remote.name, source_tz=source_tz, bitrix_tz=options.bitrix_tz,
                               growing=download.reader if download else None, capacity=self.capacity) as export):
                 # In the writer's transaction, so the index and the writer see the same rows.
                 index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
@@ -432,7 +432,7 @@ class Runner:
                                           progress=tick, name=remote.name)
                 if download is not None:
                     item.sha256 = download.finish()
-                self._record_applied(conn, item, counts, started)
+                self._record_applied(conn, item, counts, started, override=options.override)
         finally:
             if download is not None and not item.sha256:
                 # Stopped early (rejected, held, a database error): the download still ends whole (it
@@ -440,7 +440,8 @@ class Runner:
                 item.sha256 = download.finish()
         return counts
 
-    def _record_applied(self, conn: Connection, item: _Fetched, counts: ApplyCounts, started: datetime) -> None:
+    def _record_applied(self, conn: Connection, item: _Fetched, counts: ApplyCounts, started: datetime, *,
+                        override: bool = False) -> None:
         entry = self._entry(item.remote, item.sha256, item.header, ledger.APPLIED)
         entry["started_at"] = started
         entry.update(
@@ -449,16 +450,46 @@ class Runner:
         )
         if self.lock is not None:
             self.lock.verify()  # another host may hold it now if our lock connection dropped
-        ledger.record(conn, **entry)
+        import_id = ledger.record(conn, **entry)
+        if override:
+            ledger.override_newer(conn, ledger.to_utc(item.header.generated_at), import_id)
 
-    def _done_before(self, header: Header, sha: str | None) -> tuple[str, str] | None:
-        """(duplicate | superseded, why) when the ledger says this export needs no applying."""
+    def _hold(self, item: _Fetched, why: str, result: RunResult, t0: float) -> None:
+        remote, header = item.remote, item.header
+        reason = f"held: {why}; to apply it anyway: syncd run-once --approve {header.export_id}"
+        with self.engine.begin() as conn:
+            ledger.record(conn, **self._entry(remote, item.sha256, header, ledger.HELD), error=reason)
+        item.path.unlink(missing_ok=True)
+        log.warning("held %s: %s", remote.name, reason)
+        self._emit(result, FileOutcome(remote.name, "held", reason, header, seconds=time.monotonic() - t0))
+
+    def _approved(self, header: Header, remote: RemoteFile) -> bool:
+        return bool({header.export_id.lower(), remote.name.lower()} & self.approve)
+
+    def _check_clock(self, header: Header) -> None:
+        """Hold an export dated ahead of this host's clock: applied, it would make every correct export
+        after it look older (superseded, its counterparties skipped as newer)."""
+        skew = self.cfg.bitrix.max_clock_skew
+        now = ledger.utcnow()
+        ahead = ledger.to_utc(header.generated_at) - now
+        if ahead > skew:
+            raise HeldByGuard(
+                f"generatedAt {header.generated_at.isoformat()} is {_span(ahead)} ahead of this host's clock "
+                f"({now:%Y-%m-%d %H:%M:%S} UTC), more than bitrix.max_clock_skew {_span(skew)}: a typo in 1C "
+                "or 1C's clock running ahead; applied, it would make every correct export after it look older. "
+                "Check the date (and this host's clock); if it is right")
+
+    def _done_before(self, header: Header, sha: str | None, *, approved: bool = False) -> tuple[str, str] | None:
+        """(duplicate | superseded, why) when the ledger says this export needs no applying; an approved
+        export is never superseded (the admin says it is the truth)."""
         with self.engine.connect() as conn:
             prior = ledger.find_applied(conn, export_id=header.export_id, sha256=sha)
-            newest = ledger.newest_full(conn)
+            # An as-of time later than now + max_clock_skew is not trusted to supersede anything.
+            newest = ledger.newest_full(conn, until=ledger.utcnow() + self.cfg.bitrix.max_clock_skew)
         if prior is not None:
             return ledger.DUPLICATE, f"already applied as {prior.file_name} (import #{prior.id})"
-        if header.mode == "full" and newest is not None and ledger.to_utc(header.generated_at) < newest:
+        if (header.mode == "full" and not approved and newest is not None
+                and ledger.to_utc(header.generated_at) < newest):
             return ledger.SUPERSEDED, f"a newer full export (as of {newest:%Y-%m-%d %H:%M:%S} UTC) was already applied"
         return None
 
@@ -477,12 +508,13 @@ class Runner:
             if first.startswith(b"PK"):
                 return None  # a zip's directory is at its end
             head.write_bytes(first)
-            header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone)
+            header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone,
+                                 bitrix_tz=self.cfg.bitrix.timezone)
         except ExportError:
             return None  # maybe only cut off by the peek: the whole file decides
         finally:
             head.unlink(missing_ok=True)
-        done = self._done_before(header, None)
+        done = self._done_before(header, None, approved=self._approved(header, remote))
         if done is None:
             if not self.cfg.source.apply_while_downloading:
                 return None
@@ -513,6 +545,18 @@ READ_AHEAD = True  # parse in a thread of its own while the writer waits for the
 
 def _records(counterparties: Iterator[T]) -> AbstractContextManager[Iterable[T]]:
     return ReadAhead(counterparties) if READ_AHEAD else nullcontext(counterparties)
+
+
+def _span(delta: timedelta) -> str:
+    """A duration as a person reads it: 36.1 years, 3 h 20 min, 45 s."""
+    seconds = delta.total_seconds()
+    if seconds >= 2 * 365 * 86400:
+        return f"{seconds / (365.25 * 86400):.1f} years"
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return " ".join(f"{v} {u}" for v, u in ((hours, "h"), (minutes, "min"), (secs, "s")) if v) or "0 s"
 
 
 def format_counts(counts: ApplyCounts) -> str:

@@ -146,7 +146,10 @@ def _read_database(conn: Connection, cfg: Config, report: Report, n_runs: int) -
         select(imports).where(imports.c.status == ledger.APPLIED).order_by(imports.c.id.desc()).limit(1)
     ).first()
     report.last_applied = _import_dict(row) if row is not None else None
-    as_of = conn.execute(select(func.max(imports.c.generated_at)).where(imports.c.status == ledger.APPLIED)).scalar()
+    # An as-of time ahead of the clock (approved, or applied by an older syncd) is not the data's age.
+    trusted = imports.c.generated_at <= ledger.utcnow() + cfg.bitrix.max_clock_skew
+    as_of = conn.execute(select(func.max(imports.c.generated_at)).where(imports.c.status == ledger.APPLIED,
+                                                                       trusted)).scalar()
     report.as_of = as_of if isinstance(as_of, datetime) else None
     row = conn.execute(
         select(imports)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, cast
@@ -155,14 +155,37 @@ class _Tally:
     outstanding: Decimal = _ZERO
 
 
+def storable(raw: object, moment: datetime | None, bitrix_tz: tzinfo) -> datetime | None:
+    """`moment` when it converts to UTC (the ledger) and to the site's zone (the blocks) within what a
+    MySQL DATETIME holds; a ValueError naming `raw` otherwise.
+
+    Python's offsets are under 24 hours, so a moment dated between 1001 and 9998 converts within
+    1000-01-01..9999-12-31 to any zone: only those years pay for the conversion (once per payment).
+    """
+    if moment is None or 1000 < moment.year < 9999:
+        return moment
+    try:
+        fits = min(moment.astimezone(UTC).year, moment.astimezone(bitrix_tz).year) >= 1000
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{show(raw)} is out of range: syncd stores times from 1000-01-01 to 9999-12-31 (MySQL DATETIME) "
+            f"in UTC and in bitrix.timezone {bitrix_tz}; 1C's empty date is 0001-01-01T00:00:00")
+    return moment
+
+
 class Checker:
     """Turns raw records into typed ones and checks the file as a whole."""
 
     def __init__(self, file: str, source_tz: tzinfo, *, dialect: Dialect, strict: bool,
-                 totals: bool = False, quiet: bool = False, capacity: Capacity | None = None) -> None:
+                 totals: bool = False, quiet: bool = False, capacity: Capacity | None = None,
+                 bitrix_tz: tzinfo | None = None) -> None:
         self.file = file
         self.capacity = capacity
         self.source_tz = source_tz
+        # Where the blocks store times; every datetime must convert to it (and to UTC) here, in the checks.
+        self.bitrix_tz: tzinfo = bitrix_tz or source_tz
         self.dialect: Dialect = dialect
         self.strict = strict
         self.quiet = quiet
@@ -183,10 +206,10 @@ class Checker:
         self._cp_hashes = HashSpill()
         self._payment_hashes = HashSpill()
         self._document_hashes = HashSpill()
-        tz = source_tz
+        tz, site_tz = source_tz, self.bitrix_tz
         self._payment_spec: tuple[_Spec, ...] = (
             ("id", parse_guid, _REQUIRED),
-            ("date", lambda v: parse_datetime(v, tz), _REQUIRED),
+            ("date", lambda v: storable(v, parse_datetime(v, tz), site_tz), _REQUIRED),
             ("sum", parse_amount, _REQUIRED | _NON_ZERO),
             ("number", parse_text, 0),
             ("kind", parse_payment_kind, 0),
@@ -270,10 +293,15 @@ class Checker:
         problems = len(self.problems) + self.more_problems
         version = self._field(fields, "formatVersion", parse_format_version, _REQUIRED, where, "header")
         export_id = self._field(fields, "exportId", parse_guid, _REQUIRED, where, "header")
-        generated_at = self._field(fields, "generatedAt", lambda v: parse_datetime(v, self.source_tz),
+        site_tz = self.bitrix_tz
+        generated_at = self._field(fields, "generatedAt",
+                                   lambda v: storable(v, parse_datetime(v, self.source_tz), site_tz),
                                    _REQUIRED, where, "header")
         mode = self._field(fields, "mode", parse_mode, 0, where, "header") or "full"
-        payments_from = self._field(fields, "paymentsFrom", parse_date, 0, where, "header")
+        # The window starts at midnight in generatedAt's zone, compared with payment times in the site's.
+        zone = generated_at.tzinfo if isinstance(generated_at, datetime) else self.source_tz
+        payments_from = self._field(fields, "paymentsFrom", lambda v: _window_start(v, zone, site_tz), 0, where,
+                                    "header")
         if len(self.problems) + self.more_problems > problems or export_id is None or generated_at is None:
             return None
         assert isinstance(version, str) and isinstance(export_id, str)
@@ -468,7 +496,7 @@ class Checker:
         seen: set[str] = set()
         hashes: list[int] = []  # handed to the spill once per counterparty
         add_hash = hashes.append
-        tz, names = self.source_tz, self._names
+        tz, site_tz, names = self.source_tz, self.bitrix_tz, self._names
         index = 0
         for index, item in enumerate(raw.payments, 1):
             try:
@@ -481,6 +509,8 @@ class Checker:
                 amount = parse_amount(values[2])
                 if pid is None or when is None or not amount:  # a zero sum is also an error
                     raise ValueError
+                if not 1000 < when.year < 9999:  # see storable(): the rest converts anywhere
+                    storable(values[1], when, site_tz)
                 assert amount is not None
                 payment = Payment(pid, when, amount, parse_text(values[3]), parse_payment_kind(values[4]),
                                   parse_text(values[5]))
@@ -627,6 +657,14 @@ class Checker:
             self.problem(message, where=where[1], field="id")
 
 
+def _window_start(value: object, zone: tzinfo | None, bitrix_tz: tzinfo) -> date | None:
+    """paymentsFrom: a date whose midnight (in generatedAt's zone) converts to the site's zone."""
+    day = parse_date(value)
+    if day is not None:
+        storable(value, datetime.combine(day, time(0), zone), bitrix_tz)
+    return day
+
+
 def _lower_guid(value: object) -> object:
     return value.lower() if type(value) is str else parse_guid(value)
 
@@ -660,7 +698,7 @@ class Report:
         return not self.problems
 
 
-def check_file(path: Path, *, name: str, source_tz: tzinfo) -> Report:
+def check_file(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None) -> Report:
     """Read the whole file and record every problem instead of stopping at the first one."""
     # syncd.formats builds on this module, so it is imported when it is needed.
     from syncd.formats import scan_export
@@ -668,7 +706,8 @@ def check_file(path: Path, *, name: str, source_tz: tzinfo) -> Report:
     report = Report(file=name)
     checker: Checker | None = None
     try:
-        with scan_export(path, name=name, source_tz=source_tz) as (checker, header, records, rescan):
+        with scan_export(path, name=name, source_tz=source_tz, bitrix_tz=bitrix_tz) as (checker, header, records,
+                                                                                     rescan):
             report.header = header
             for _ in records:
                 pass

@@ -206,20 +206,27 @@ def _is_iso_datetime(text: str) -> bool:
 
 
 def parse_date(value: object) -> date | None:
-    """A date; a datetime gives its date as written. Empty and 0001-01-01 mean absent."""
+    """A date; a datetime gives its date as written. Empty and 0001-01-01 mean absent; a date before
+    1000-01-01 (which a MySQL DATE does not hold) is refused."""
     if type(value) is str:
-        # Fast paths for what 1C writes: 2026-11-25, and 2026-11-25T00:00:00 from XDTO.
+        # Fast paths for what 1C writes: 2026-11-25, and 2026-11-25T00:00:00 from XDTO. A year from
+        # 1000 on starts with another digit than 0.
         try:
-            if len(value) == 10 and value[4] == "-" and value[7] == "-" and value.isascii():
-                return None if value == "0001-01-01" else date.fromisoformat(value)
-            if _is_iso_datetime(value):
-                return None if value == _EMPTY_DATETIME else datetime.fromisoformat(value).date()
+            if len(value) == 10 and value[4] == "-" and value[7] == "-" and value.isascii() and value[0] != "0":
+                return date.fromisoformat(value)
+            if _is_iso_datetime(value) and value[0] != "0":
+                return datetime.fromisoformat(value).date()
         except ValueError:
             pass  # reported with the full explanation below
     elif value is None:
         return None
     parts = _split_datetime(value)
-    return None if parts is None else parts[0]
+    if parts is None:
+        return None
+    if parts[0].year < 1000:
+        raise ValueError(f"{show(value)} is out of range: syncd stores dates from 1000-01-01 to 9999-12-31 "
+                         "(MySQL DATE); 1C's empty date is 0001-01-01")
+    return parts[0]
 
 
 def parse_datetime(value: object, source_tz: tzinfo) -> datetime | None:

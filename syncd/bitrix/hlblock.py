@@ -5,10 +5,14 @@ Counterparties are handled in batches: for each batch the existing rows are read
 with the file, and only the differences are written with multi-row statements. That keeps the
 statement count at a few per batch and leaves unchanged payment and document rows untouched.
 
-Time never goes backwards: a counterparty whose balance row was confirmed by a newer export
-(UF_UPDATED_AT later than this export's as-of time) keeps its rows. Every counterparty the file
-lists gets UF_UPDATED_AT = the export's as-of time, so after a full export the rows still older
-than that are exactly the counterparties the file no longer lists.
+Time never goes backwards: a counterparty confirmed by a newer export keeps its rows. "Newer" is
+decided in UTC, on the as-of stamp syncd keeps per counterparty (syncd_counterparty_state.as_of_utc;
+UF_UPDATED_AT, naive in the site's zone, repeats a local hour every autumn); for a row without one,
+UF_UPDATED_AT read in bitrix.timezone, the earlier reading when ambiguous. A stamp later than now +
+max_clock_skew is not trusted (a typo or a hand edit must not freeze a row), and an approved export
+(override) is newer than everything. Every counterparty the file lists gets this export's stamp; its
+balance row's UF_UPDATED_AT follows in one statement at the end (Writer._confirm_rows), so the apply
+holds no lock on the balance rows of unchanged counterparties while it runs.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Connection, Integer, Table, bindparam, exists, func, literal_column, or_, select, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Connection, Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from syncd import __version__
+from syncd.bitrix.asof import EPOCH, AsOf, local_seconds_to_utc, seconds, utc_of_local
 from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
@@ -148,7 +152,7 @@ class DigestIndex:
     """
 
     def __init__(self, salt: bytes, linker: Linker, rows: Iterable[tuple[str, int, int | None]]) -> None:
-        """`rows`: (digest, balance row ID, UF_UPDATED_AT as seconds since 1970-01-01 00:00:00)."""
+        """`rows`: (digest, balance row ID, the counterparty's as-of time in UTC as seconds since 1970)."""
         self._salt = salt
         self._user_for = linker.user_for
         hi, lo, ids, stamps = array("Q"), array("Q"), array("q"), array("q")
@@ -174,7 +178,7 @@ class DigestIndex:
         return h.hexdigest()
 
     def find(self, digest: str) -> tuple[int, datetime | None] | None:
-        """(balance row ID, its UF_UPDATED_AT) of the counterparty last applied with this digest."""
+        """(balance row ID, its as-of time in UTC) of the counterparty last applied with this digest."""
         hi, lo = int(digest[:16], 16), int(digest[16:32], 16)
         keys = self._hi
         i = bisect.bisect_left(keys, hi)
@@ -187,7 +191,7 @@ class DigestIndex:
 
 
 _HASH_PIECE = 2047  # hashlib's GIL_MINSIZE is 2048
-_EPOCH = datetime(1970, 1, 1)
+_EPOCH = EPOCH
 _NO_STAMP = -(1 << 63)
 
 
@@ -196,21 +200,17 @@ def digest_index(conn: Connection, blocks: Blocks, header: Header, linker: Linke
     """The index for applying `header`'s export in the caller's transaction (the writer reads the same snapshot)."""
     st, bal = counterparty_state, blocks.balance
     trust_after = datetime.now(UTC).replace(tzinfo=None) - options.trust_digest_for
-    # UF_UPDATED_AT as seconds from the server: PyMySQL's datetime for each of 100,000 rows was a
-    # third of the index's time, and the index is built before the reader can start.
-    seconds: Any
-    if conn.dialect.name == "sqlite":
-        seconds = sql_cast(func.strftime("%s", bal.c.UF_UPDATED_AT), Integer)
-    else:
-        seconds = func.timestampdiff(literal_column("SECOND"), literal_column("'1970-01-01 00:00:00'"),
-                                     bal.c.UF_UPDATED_AT)
+    # Stamps as seconds from the server: PyMySQL's datetime per row was a third of the index's time,
+    # and the index is built before the reader can start. UTC: syncd's own stamp, else the row's.
     q = (
-        select(st.c.digest, bal.c.ID, seconds)
+        select(st.c.digest, bal.c.ID, seconds(conn, st.c.as_of_utc), seconds(conn, bal.c.UF_UPDATED_AT))
         .join(bal, bal.c.UF_CONTRACTOR_XML_ID == st.c.guid)
         .where(st.c.checked_at >= trust_after)
     )
     salt = _salt(options, _payments_from(header, options.bitrix_tz), source_tz)
-    return DigestIndex(salt, linker, ((d, i, t) for d, i, t in conn.execute(q)))
+    tz = options.bitrix_tz
+    return DigestIndex(salt, linker, ((d, i, local_seconds_to_utc(local, tz) if utc is None else utc)
+                                      for d, i, utc, local in conn.execute(q)))
 
 
 def _local(moment: datetime, bitrix_tz: tzinfo) -> datetime:
@@ -250,6 +250,10 @@ class ApplyOptions:
     # How long a counterparty's digest is trusted: after that its rows are read back and compared
     # again, so a hand edit in the HL-blocks is put right within this time.
     trust_digest_for: timedelta = timedelta(hours=24)
+    # An as-of stamp later than now + this is not trusted as "newer" (bitrix.max_clock_skew).
+    max_clock_skew: timedelta = timedelta(minutes=10)
+    # An admin approved the export: it is applied over rows confirmed by newer exports too.
+    override: bool = False
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -340,6 +344,7 @@ class Writer:
         self.progress = progress
         self.counts = ApplyCounts()
         self.as_of = self._local(header.generated_at)
+        self.as_of_utc = header.generated_at.astimezone(UTC).replace(tzinfo=None)
         self.payments_from = _payments_from(header, options.bitrix_tz)
         self._upsert_cache: dict[str, Insert] = {}
         # MySQL and MariaDB get new payment and document rows as SQL text, rendered as they are built
@@ -350,6 +355,9 @@ class Writer:
         now = datetime.now(UTC).replace(tzinfo=None)
         self.checked_at = now.replace(microsecond=0)
         self.trust_after = now - options.trust_digest_for
+        self._as_of = AsOf(self.as_of_utc, now + options.max_clock_skew, options.override)
+        self._newer = self._as_of.newer
+        self._confirming = False  # some balance row waits for _confirm_rows
         # Whatever changes how a counterparty's rows come out belongs in its digest.
         self._salt = repr((options.bitrix_tz, self.payments_from))
         # Per counterparty of the current batch: its site user, and (date, rank, sum) of its newest
@@ -563,22 +571,22 @@ class Writer:
                 self.progress(len(batch))
         if self.header.mode == "full":
             self._apply_missing(int(known_before))
+        self._confirm_rows()
         return self.counts
 
     def _apply_batch(self, batch: list[Counterparty | Unchanged]) -> None:
         bal = self.b.balance
         current: list[Counterparty] = []
-        confirm: list[int] = []
+        confirm: list[str] = []
         for cp in batch:
             if type(cp) is Unchanged:
                 # What the index read at the start: no lookup per batch for the unchanged majority.
-                row_id, stamp = cast(tuple[int, datetime | None], cp.ref)
-                if stamp is not None and stamp > self.as_of:
+                _row_id, stamp = cast(tuple[int, datetime | None], cp.ref)
+                if self._newer(stamp):
                     self._skip_newer(1)
                     continue
                 self._count_unchanged(cp.payments, cp.documents)
-                if stamp != self.as_of:
-                    confirm.append(row_id)
+                confirm.append(cp.id)
             else:
                 current.append(cp)  # type: ignore[arg-type]
         self.counts.counterparties += len(batch)
@@ -590,24 +598,22 @@ class Writer:
         ids = [cp.id for cp in current]
         rows = [] if self._balance_empty else self._select_in(bal, "UF_CONTRACTOR_XML_ID", ids, columns=path_cols)
         stamps = {r["UF_CONTRACTOR_XML_ID"]: r for r in rows}
-        newer = {g for g, r in stamps.items() if r["UF_UPDATED_AT"] is not None and r["UF_UPDATED_AT"] > self.as_of}
+        # Stored digests and stamps only count for counterparties with a balance row (see below).
+        stored = self._stored_digests(list(stamps))
+        newer = {g for g, r in stamps.items() if self._newer(self._stamp(r, stored.get(g)))}
         if newer:
             self._skip_newer(len(newer))
             current = [cp for cp in current if cp.id not in newer]
         # One lookup per counterparty: the digest and all three blocks need its user.
         self._users = {cp.id: self.linker.user_for(cp.id, cp.inn, cp.kpp) for cp in current}
         digests = {cp.id: cp.digest or self._digest(cp) for cp in current}
-        # Stored digests only count for counterparties with a balance row (see below).
-        stored = self._stored_digests([g for g in digests if g in stamps])
         changed: list[Counterparty] = []
         for cp in current:
             old = stored.get(cp.id)
-            row = stamps.get(cp.id)
-            if row is not None and old is not None and old[0] == digests[cp.id] and old[1] >= self.trust_after:
+            if cp.id in stamps and old is not None and old[0] == digests[cp.id] and old[1] >= self.trust_after:
                 # The file says exactly what syncd last wrote for it: nothing to read back or compare.
                 self._count_unchanged(len(cp.payments), len(cp.documents))
-                if row["UF_UPDATED_AT"] != self.as_of:
-                    confirm.append(row["ID"])
+                confirm.append(cp.id)
             else:
                 changed.append(cp)
         self._confirm(confirm)
@@ -621,6 +627,12 @@ class Writer:
         self._apply_documents(changed)
         self._apply_balance(changed, existing)
         self._store_digests([(cp.id, digests[cp.id]) for cp in changed])
+
+    def _stamp(self, row: Row, stored: tuple[str, datetime, datetime | None] | None) -> datetime | None:
+        """A counterparty's as-of time in UTC: syncd's own, else its balance row's read in the site's zone."""
+        if stored is not None and stored[2] is not None:
+            return stored[2]
+        return utc_of_local(row["UF_UPDATED_AT"], self.opt.bitrix_tz)
 
     def _empty(self, table: Table) -> bool:
         return self.conn.execute(select(table.c.ID).limit(1)).first() is None
@@ -643,43 +655,61 @@ class Writer:
         user = self._users[cp.id]
         return hashlib.blake2b(repr((self._salt, user, cp)).encode(), digest_size=16).hexdigest()
 
-    def _stored_digests(self, guids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+    def _stored_digests(self, guids: Sequence[str]) -> dict[str, tuple[str, datetime, datetime | None]]:
+        """(digest, checked_at, as_of_utc) per counterparty that has them."""
         st = counterparty_state
-        found: dict[str, tuple[str, datetime]] = {}
+        found: dict[str, tuple[str, datetime, datetime | None]] = {}
         for chunk in _chunks(guids):
-            q = select(st.c.guid, st.c.digest, st.c.checked_at).where(st.c.guid.in_(chunk))
-            found.update((g, (d, c)) for g, d, c in self.conn.execute(q))
+            q = select(st.c.guid, st.c.digest, st.c.checked_at, st.c.as_of_utc).where(st.c.guid.in_(chunk))
+            found.update((g, (d, c, a)) for g, d, c, a in self.conn.execute(q))
         return found
 
-    def _store_digests(self, pairs: list[tuple[str, str]]) -> None:
+    def _store_digests(self, pairs: Sequence[tuple[str, str]], checked_at: datetime | None = None) -> None:
+        """Digest, checked_at and this export's stamp per counterparty (upserted)."""
         if not pairs:
             return
         st = counterparty_state
-        rows = [{"guid": g, "digest": d, "checked_at": self.checked_at} for g, d in pairs]
+        checked = checked_at or self.checked_at
+        rows = [{"guid": g, "digest": d, "checked_at": checked, "as_of_utc": self.as_of_utc} for g, d in pairs]
         stmt: Insert
         if self._conn.dialect.name == "sqlite":
             ins = sqlite.insert(st)
-            stmt = ins.on_conflict_do_update(
-                index_elements=["guid"], set_={"digest": ins.excluded.digest, "checked_at": ins.excluded.checked_at}
-            )
+            stmt = ins.on_conflict_do_update(index_elements=["guid"], set_={
+                "digest": ins.excluded.digest, "checked_at": ins.excluded.checked_at,
+                "as_of_utc": ins.excluded.as_of_utc})
         else:
             mins = mysql.insert(st)
-            stmt = mins.on_duplicate_key_update(digest=mins.inserted.digest, checked_at=mins.inserted.checked_at)
+            stmt = mins.on_duplicate_key_update(digest=mins.inserted.digest, checked_at=mins.inserted.checked_at,
+                                                as_of_utc=mins.inserted.as_of_utc)
         for chunk in _chunks(rows):
             self._sender.submit(self._conn.execute, stmt, list(chunk))  # nothing to wait for: no result
 
     def _forget_digests(self, guids: Sequence[str]) -> None:
-        """Rows changed outside the digest's knowledge (zeroed or deleted as missing): compare them next time."""
-        st = counterparty_state
-        for chunk in _chunks(guids):
-            self.conn.execute(st.delete().where(st.c.guid.in_(chunk)))
+        """Rows changed outside the digest's knowledge (zeroed as missing): compare them next time. Their
+        stamp stays, as of this export."""
+        self._store_digests([(g, "") for g in guids], checked_at=_EPOCH)
 
-    def _confirm(self, ids: list[int]) -> None:
-        # The values are the same, but the row is now confirmed as of this export: the site shows that date.
-        t = self.b.balance
-        for chunk in _chunks(ids):
-            stmt = t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of)
+    def _confirm(self, guids: list[str]) -> None:
+        """The values are the same, but the counterparty is now confirmed as of this export: its stamp in
+        syncd's own table now, its balance row's UF_UPDATED_AT (the date the site shows) at the end."""
+        st = counterparty_state
+        self._confirming = self._confirming or bool(guids)
+        for chunk in _chunks(guids):
+            stmt = st.update().where(st.c.guid.in_(chunk)).values(as_of_utc=self.as_of_utc)
             self._sender.submit(self._conn.execute, stmt)
+
+    def _confirm_rows(self) -> None:
+        """UF_UPDATED_AT = this export's as-of time on every balance row it confirmed, in one statement
+        right before the commit: the rows are locked only from here to the commit, so an admin's edit of a
+        balance row never waits out a long apply (or a download, with apply_while_downloading)."""
+        if not self._confirming:
+            return  # a first load, or only changed rows: nothing to confirm
+        t, st = self.b.balance, counterparty_state
+        stmt = (update(t)
+                .where(t.c.UF_CONTRACTOR_XML_ID == st.c.guid, st.c.as_of_utc == self.as_of_utc,
+                       or_(t.c.UF_UPDATED_AT.is_(None), t.c.UF_UPDATED_AT != self.as_of))
+                .values(UF_UPDATED_AT=self.as_of))
+        self.conn.execute(stmt)
 
     def _apply_payments(self, cps: list[Counterparty]) -> None:
         t = self.b.payments
@@ -824,7 +854,6 @@ class Writer:
         last = self._last_payments(cps)
         inserts: list[tuple[Any, ...]] = []
         updates: list[Row] = []
-        confirm: list[int] = []
         for cp in cps:
             if cp.last_payment is not None:
                 lp_date: date | None = cp.last_payment.date
@@ -850,23 +879,22 @@ class Writer:
             if old is None:
                 inserts.append(tuple(new[c] for c in BALANCE_COLUMNS))
                 counts.inserted += 1
-            elif self._compare(counts, old, new, updates) and old["UF_UPDATED_AT"] != self.as_of:
-                confirm.append(old["ID"])
+            elif self._compare(counts, old, new, updates):
+                self._confirming = True  # at the end (_confirm_rows): its stamp comes with the digest
         self._insert(t, BALANCE_COLUMNS, inserts)
         self._update_by_id(t, updates)
-        self._confirm(confirm)
 
     def _apply_missing(self, known_before: int) -> None:
         """Counterparties the site knows but this full export does not list no longer owe anything."""
-        t = self.b.balance
-        missing = [
-            dict(r._mapping)
-            for r in self.conn.execute(
-                select(t.c.ID, t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DEBT, t.c.UF_OVERDUE_DEBT, t.c.UF_PAYABLE).where(
-                    or_(t.c.UF_UPDATED_AT.is_(None), t.c.UF_UPDATED_AT < self.as_of)
-                )
-            )
-        ]
+        t, st = self.b.balance, counterparty_state
+        # Every counterparty the file lists has this export's stamp now, or a newer one (skipped).
+        q = (select(t.c.ID, t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DEBT, t.c.UF_OVERDUE_DEBT, t.c.UF_PAYABLE,
+                    t.c.UF_UPDATED_AT, st.c.as_of_utc)
+             .select_from(t.outerjoin(st, st.c.guid == t.c.UF_CONTRACTOR_XML_ID))
+             .where(or_(st.c.as_of_utc.is_(None), st.c.as_of_utc != self.as_of_utc)))
+        missing = [dict(r._mapping) for r in self.conn.execute(q)]
+        missing = [r for r in missing if not self._newer(
+            r["as_of_utc"] if r["as_of_utc"] is not None else utc_of_local(r["UF_UPDATED_AT"], self.opt.bitrix_tz))]
         if self.opt.on_missing == "keep" and self.counts.counterparties > 0:
             return
         with_debt = [r for r in missing if any(r[k] for k in ("UF_DEBT", "UF_OVERDUE_DEBT", "UF_PAYABLE"))]
@@ -885,7 +913,11 @@ class Writer:
         if self.opt.on_missing == "keep" or not missing:
             return
         guids = [r["UF_CONTRACTOR_XML_ID"] for r in missing]
-        self._forget_digests(guids)
+        if self.opt.on_missing == "delete":
+            for chunk in _chunks(guids):
+                self.conn.execute(st.delete().where(st.c.guid.in_(chunk)))
+        else:
+            self._forget_digests(guids)
         docs = self.b.documents
         gone_docs = 0
         for chunk in _chunks(guids):

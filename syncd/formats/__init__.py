@@ -10,7 +10,8 @@ Public functions (the rest of syncd uses only these):
   counterparty whose digest the writer already holds comes out as `Unchanged`: its ids are checked,
   its values are not parsed (the writer only confirms its rows).
 
-`name` is the file name used in messages; `source_tz` is the zone of naive datetimes.
+`name` is the file name used in messages; `source_tz` is the zone of naive datetimes; `bitrix_tz`
+(default: `source_tz`) the site's, to which every datetime must convert (syncd.validate.storable).
 
 Compression and format are told by the content, not the file name: 1C jobs and admins rename
 files, and a `.xml` that is really gzip must still be read.
@@ -188,14 +189,14 @@ def _rescanner(path: Path, name: str, source_tz: tzinfo) -> Callable[[], Iterato
     return rescan
 
 
-def read_header(path: Path, *, name: str, source_tz: tzinfo) -> Header:
+def read_header(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None) -> Header:
     """The export's header; raises ExportError if the file is not a valid export's beginning.
 
     For XML and for JSON whose header keys come first (as 1C writes them) this reads a few
     kilobytes; JSON with header keys after the counterparties is scanned to the end.
     """
     with (_open_source(path, name) as (stream, kind),
-          closing(Checker(name, source_tz, dialect=kind, strict=True)) as checker):
+          closing(Checker(name, source_tz, dialect=kind, strict=True, bitrix_tz=bitrix_tz)) as checker):
         header = _reader(kind, stream, checker, lambda: _open_source(path, name)).header()
         assert header is not None  # a strict checker raises instead
         return header
@@ -233,7 +234,7 @@ class Export:
 
 @contextmanager
 def open_export(path: Path, *, name: str, source_tz: tzinfo, growing: io.BufferedReader | None = None,
-                capacity: Capacity | None = None) -> Iterator[Export]:
+                capacity: Capacity | None = None, bitrix_tz: tzinfo | None = None) -> Iterator[Export]:
     """Open an export for streaming; every problem raises ExportError (see the module docstring).
 
     `growing`: the file's bytes as they download (syncd.pipe), read instead of `path`; `path` must
@@ -242,7 +243,8 @@ def open_export(path: Path, *, name: str, source_tz: tzinfo, growing: io.Buffere
     """
     # The checker's id hashes spill to a temporary file, released here on success, error or early exit.
     with (_open_source(path, name, growing) as (stream, kind),
-          closing(Checker(name, source_tz, dialect=kind, strict=True, capacity=capacity)) as checker):
+          closing(Checker(name, source_tz, dialect=kind, strict=True, capacity=capacity,
+                          bitrix_tz=bitrix_tz)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
         header = reader.header()
         assert header is not None  # a strict checker raises instead
@@ -254,10 +256,10 @@ Scan = tuple[Checker, "Header | None", Iterator[Counterparty], Callable[[], Iter
 
 
 @contextmanager
-def scan_export(path: Path, *, name: str, source_tz: tzinfo) -> Iterator[Scan]:
+def scan_export(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None) -> Iterator[Scan]:
     """For syncd.validate.check_file: like open_export, but the checker records problems and goes on."""
     with (_open_source(path, name) as (stream, kind),
-          closing(Checker(name, source_tz, dialect=kind, strict=False, totals=True)) as checker):
+          closing(Checker(name, source_tz, dialect=kind, strict=False, totals=True, bitrix_tz=bitrix_tz)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
         yield checker, reader.header(), records_of(checker, reader.records()), _rescanner(path, name, source_tz)
 
