@@ -231,6 +231,9 @@ class Runner:
                 listing = source.list()
                 for w in listing.waiting:
                     self._emit(result, FileOutcome(w.name, "waiting", w.reason))
+                for bad in listing.refused:  # shown escaped: the name itself may forge lines
+                    log.error("refused %r: %s", bad.name, bad.reason)
+                    self._emit(result, FileOutcome(repr(bad.name), "rejected", bad.reason))
                 fetched: list[_Fetched] = []
                 for remote in listing.ready:
                     if self.should_stop():

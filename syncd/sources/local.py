@@ -11,7 +11,7 @@ from pathlib import Path
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, RemoteFile
-from syncd.sources.base import Entry, HashingWriter, classify_now, marker_name, numbered_name
+from syncd.sources.base import Entry, HashingWriter, classify_now, marker_name, numbered_name, plain_name
 
 _MAX_SUFFIX = 1000
 
@@ -58,7 +58,7 @@ class LocalSource:
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
               written: Callable[[Path, int], None] | None = None) -> str:
-        src = self.folder / file.name
+        src = self.folder / plain_name(file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             try:
@@ -88,7 +88,7 @@ class LocalSource:
             tmp.unlink(missing_ok=True)
 
     def head(self, file: RemoteFile, size: int) -> bytes:
-        src = self.folder / file.name
+        src = self.folder / plain_name(file.name)
         try:
             with src.open("rb") as fin:
                 return fin.read(size)
@@ -96,7 +96,7 @@ class LocalSource:
             raise SourceError(f"cannot read {src}: {exc.strerror}") from None
 
     def finish(self, file: RemoteFile, action: FileAction) -> None:
-        src = self.folder / file.name
+        src = self.folder / plain_name(file.name)
         marker = self.folder / marker_name(file.name)
         try:
             if action.kind == "keep":

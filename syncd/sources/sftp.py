@@ -26,7 +26,19 @@ from pathlib import Path
 from typing import NoReturn, Protocol, cast
 
 import paramiko
-from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, CMD_STATUS, int64
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_NAME,
+    CMD_OPENDIR,
+    CMD_READ,
+    CMD_READDIR,
+    CMD_STATUS,
+    int64,
+)
 
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
@@ -39,6 +51,7 @@ from syncd.sources.base import (
     join,
     marker_name,
     numbered_name,
+    plain_name,
 )
 
 log = logging.getLogger(__name__)
@@ -165,6 +178,34 @@ def _download(
     # when it is collected. Answers still in flight after a short file are dispatched to
     # `answers` while close() waits for its own.
     handle.close()
+
+
+def listdir(sftp: paramiko.SFTPClient, folder: str) -> list[paramiko.SFTPAttributes]:
+    """SFTPClient.listdir_attr, but a name that is not UTF-8 comes back with surrogate escapes (as
+    os.listdir gives it) instead of a UnicodeDecodeError that would fail every run until someone
+    removed the file; the listing's caller then refuses the name (base.unsafe_name)."""
+    raw = cast(_Requests, sftp)
+    t, msg = raw._request(CMD_OPENDIR, folder)
+    if t != CMD_HANDLE or msg is None:
+        raise paramiko.SFTPError(f"server answered the opening of {folder} with packet type {t}")
+    handle = msg.get_binary()
+    from_msg = getattr(paramiko.SFTPAttributes, "_from_msg")  # noqa: B009 - private, not in the stubs
+    found: list[paramiko.SFTPAttributes] = []
+    while True:
+        try:
+            t, msg = raw._request(CMD_READDIR, handle)
+        except EOFError:  # SSH_FX_EOF: the end of the folder
+            break
+        if t != CMD_NAME or msg is None:
+            raise paramiko.SFTPError(f"server answered a listing of {folder} with packet type {t}")
+        for _ in range(msg.get_int()):
+            name = msg.get_string().decode("utf-8", "surrogateescape")
+            msg.get_string()  # the `ls -l` line
+            attrs = from_msg(msg, name)  # read even for `.` and `..`: the next name follows them
+            if name not in (".", ".."):
+                found.append(attrs)
+    raw._request(CMD_CLOSE, handle)
+    return found
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -426,7 +467,7 @@ class SftpSource:
     def list(self) -> Listing:
         folder = self.cfg.remote_dir
         with self._step(f"listing {folder}"):
-            attrs = self._conn.listdir_attr(folder)
+            attrs = listdir(self._conn, folder)
         entries = [
             Entry(
                 a.filename,
@@ -442,8 +483,8 @@ class SftpSource:
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
               written: Callable[[Path, int], None] | None = None) -> str:
+        remote = join(self.cfg.remote_dir, plain_name(file.name))
         sftp = self._conn
-        remote = join(self.cfg.remote_dir, file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         budget = self.cfg.io_timeout.total_seconds() + file.size / MIN_RATE
         deadline = time.monotonic() + budget
@@ -496,15 +537,15 @@ class SftpSource:
             tmp.unlink(missing_ok=True)
 
     def head(self, file: RemoteFile, size: int) -> bytes:
-        remote = join(self.cfg.remote_dir, file.name)
+        remote = join(self.cfg.remote_dir, plain_name(file.name))
         with self._step(f"reading the start of {remote}"), self._conn.open(remote, "rb") as f:
             data: bytes = f.read(size)
             return data
 
     def finish(self, file: RemoteFile, action: FileAction) -> None:
+        remote = join(self.cfg.remote_dir, plain_name(file.name))
         if action.kind == "keep":
             return
-        remote = join(self.cfg.remote_dir, file.name)
         marker = join(self.cfg.remote_dir, marker_name(file.name))
         sftp = self._conn
         if action.kind == "delete":
