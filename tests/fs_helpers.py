@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,23 +28,22 @@ def tmpfs(where: Path, size: str = "1m", mode: str = "0755") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def fill(fs: Path) -> Path:
-    """Fill the file system under `fs` to the last byte; the file returned frees it again."""
+def fill(fs: Path, leave: int = 0) -> Path:
+    """Fill the file system under `fs` to the last byte, or all but `leave` bytes; the file returned
+    frees it again."""
+    reserve = fs / "reserve"
+    if leave:
+        reserve.write_bytes(b"\0" * leave)
     hog = fs / "hog"
-    with hog.open("wb") as out:
-        block = b"\0" * (64 << 10)
-        try:
-            while True:
-                out.write(block)
-                out.flush()
-        except OSError:
-            pass
-        # Whatever a smaller write can still take, too.
-        for size in (4096, 512, 1):
+    fd = os.open(hog, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 16, 4096, 1):
             try:
-                while True:
-                    out.write(b"\0" * size)
-                    out.flush()
+                while os.write(fd, b"\0" * size):
+                    pass
             except OSError:
-                pass
+                pass  # ENOSPC: on to smaller writes, which may still fit in the last page
+    finally:
+        os.close(fd)
+    reserve.unlink(missing_ok=True)
     return hog

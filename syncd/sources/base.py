@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import BinaryIO
 
 from syncd.config import SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, Refused, RemoteFile, Waiting
+from syncd.statedir import writing
 
 MARKER_SUFFIX = ".done"
 TEMP_SUFFIXES = (".tmp", ".part")
@@ -167,19 +169,23 @@ def join(folder: str, *names: str) -> str:
 class HashingWriter:
     """Writes to `out` and keeps the sha256 of what went through, so a download is not read again to hash it."""
 
-    def __init__(self, out: BinaryIO, written: Callable[[int], None] | None = None) -> None:
-        """`written(size)`: after each write, once the first `size` bytes have reached the file."""
+    def __init__(self, out: BinaryIO, written: Callable[[int], None] | None = None, *, path: Path) -> None:
+        """`written(size)`: after each write, once the first `size` bytes have reached the file.
+        `path`: the file `out` writes, named when this host's disk refuses a write (StateError)."""
         self._out = out
         self._sha = hashlib.sha256()
         self._written = written
         self._size = 0
+        self._path = path
 
     def write(self, data: bytes) -> int:
         self._sha.update(data)
-        n = self._out.write(data)
+        with writing(self._path, "writing"):  # a full state.dir, not a failing source: exit 3
+            n = self._out.write(data)
+            if self._written is not None:
+                self._out.flush()  # a reader of the growing file sees every byte counted
         self._size += n
         if self._written is not None:
-            self._out.flush()  # a reader of the growing file sees every byte counted
             self._written(self._size)
         return n
 

@@ -53,6 +53,7 @@ from syncd.sources.base import (
     numbered_name,
     plain_name,
 )
+from syncd.statedir import download_file, writing
 
 log = logging.getLogger(__name__)
 
@@ -510,8 +511,9 @@ class SftpSource:
             with self._step(what):
                 watchdog.start()
                 try:
-                    with tmp.open("wb") as out:
-                        hashed = HashingWriter(out, None if written is None else lambda size: written(tmp, size))
+                    with download_file(tmp) as out:
+                        hashed = HashingWriter(out, None if written is None else lambda size: written(tmp, size),
+                                               path=tmp)
                         _download(sftp, remote, file.size, hashed, check, self._chunk)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
@@ -531,10 +533,12 @@ class SftpSource:
                     f"{self.describe()}: {file.name} changed while downloading (listed {file.size} bytes, "
                     f"downloaded {got}, now {after.st_size}); will retry next run"
                 )
-            os.replace(tmp, dest)
+            with writing(dest, "renaming the download to"):
+                os.replace(tmp, dest)
             return hashed.hexdigest()
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder we cannot even look into holds no part file
+                tmp.unlink(missing_ok=True)
 
     def head(self, file: RemoteFile, size: int) -> bytes:
         remote = join(self.cfg.remote_dir, plain_name(file.name))
