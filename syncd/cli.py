@@ -168,7 +168,7 @@ def run_once_cmd(
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
     Exits 8 when another run (daemon, cron, another host) holds the lock.
     """
-    from syncd.runner import run_once
+    from syncd.daemon import run_once_stoppable
     from syncd.status import succeeded_within
 
     cfg = load_config(config_path)
@@ -191,7 +191,8 @@ def run_once_cmd(
         from syncd.progress import TerminalProgress
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
-        result = run_once(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine, progress=progress)
+        result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
+                                    progress=progress)
         metrics_error: ConfigError | None = None
         if metrics_file is not None:
             from syncd.metrics import write_run_metrics
