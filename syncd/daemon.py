@@ -354,6 +354,7 @@ def run_once_stoppable(cfg: Config, *, engine: Engine, **kwargs: Any) -> RunResu
     if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
         return run_once(cfg, engine=engine, **kwargs)
     d = Daemon(cfg)
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     wake = d._install_signals()
     run = _Run(started=time.monotonic(), deadline=math.inf, timeout=math.inf)
     outcome: list[RunResult] = []
@@ -380,7 +381,7 @@ def run_once_stoppable(cfg: Config, *, engine: Engine, **kwargs: Any) -> RunResu
                 break
         thread.join()
     finally:
-        _restore_signals(d)
+        _restore_signals(d, before)
     if failure:
         raise failure[0]
     result = outcome[0]
@@ -391,10 +392,10 @@ def run_once_stoppable(cfg: Config, *, engine: Engine, **kwargs: Any) -> RunResu
     return result
 
 
-def _restore_signals(d: Daemon) -> None:
+def _restore_signals(d: Daemon, before: dict[signal.Signals, Any]) -> None:
     signal.set_wakeup_fd(-1)
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
     faulthandler.unregister(signal.SIGUSR1)
     for sock in d._wakeup:
         sock.close()

@@ -26,19 +26,7 @@ from pathlib import Path
 from typing import NoReturn, Protocol, cast
 
 import paramiko
-from paramiko.sftp import (
-    CMD_CLOSE,
-    CMD_DATA,
-    CMD_EXTENDED,
-    CMD_EXTENDED_REPLY,
-    CMD_HANDLE,
-    CMD_NAME,
-    CMD_OPENDIR,
-    CMD_READ,
-    CMD_READDIR,
-    CMD_STATUS,
-    int64,
-)
+from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, CMD_STATUS, int64
 
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
@@ -53,6 +41,7 @@ from syncd.sources.base import (
     numbered_name,
     plain_name,
 )
+from syncd.sources.sftplist import listdir
 from syncd.statedir import download_file, writing
 
 log = logging.getLogger(__name__)
@@ -179,34 +168,6 @@ def _download(
     # when it is collected. Answers still in flight after a short file are dispatched to
     # `answers` while close() waits for its own.
     handle.close()
-
-
-def listdir(sftp: paramiko.SFTPClient, folder: str) -> list[paramiko.SFTPAttributes]:
-    """SFTPClient.listdir_attr, but a name that is not UTF-8 comes back with surrogate escapes (as
-    os.listdir gives it) instead of a UnicodeDecodeError that would fail every run until someone
-    removed the file; the listing's caller then refuses the name (base.unsafe_name)."""
-    raw = cast(_Requests, sftp)
-    t, msg = raw._request(CMD_OPENDIR, folder)
-    if t != CMD_HANDLE or msg is None:
-        raise paramiko.SFTPError(f"server answered the opening of {folder} with packet type {t}")
-    handle = msg.get_binary()
-    from_msg = getattr(paramiko.SFTPAttributes, "_from_msg")  # noqa: B009 - private, not in the stubs
-    found: list[paramiko.SFTPAttributes] = []
-    while True:
-        try:
-            t, msg = raw._request(CMD_READDIR, handle)
-        except EOFError:  # SSH_FX_EOF: the end of the folder
-            break
-        if t != CMD_NAME or msg is None:
-            raise paramiko.SFTPError(f"server answered a listing of {folder} with packet type {t}")
-        for _ in range(msg.get_int()):
-            name = msg.get_string().decode("utf-8", "surrogateescape")
-            msg.get_string()  # the `ls -l` line
-            attrs = from_msg(msg, name)  # read even for `.` and `..`: the next name follows them
-            if name not in (".", ".."):
-                found.append(attrs)
-    raw._request(CMD_CLOSE, handle)
-    return found
 
 
 def fingerprint(key: paramiko.PKey) -> str:
