@@ -25,6 +25,7 @@ from syncd.errors import StateError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+PARENT_MODE = 0o755
 
 
 def user_name(uid: int) -> str:
@@ -89,7 +90,10 @@ def writing(path: Path, doing: str, root: Path | None = None) -> Iterator[None]:
 
 
 def make_dirs(path: Path, root: Path | None = None) -> None:
-    """`path` and any missing folder above it, 0700 whatever the umask (mkdir's own `mode` is masked).
+    """`path` 0700 and any missing folder above it 0755, whatever the umask (mkdir's own `mode` is
+    masked by it). The folders above hold nothing private, and must let the service's user through
+    to a state.dir handed to it with chown after a first run as root; they are never writable by
+    others, who could otherwise swap state.dir for a folder of their own.
 
     A folder that exists is left as it is: its mode is the admin's (systemd's StateDirectoryMode).
     """
@@ -100,13 +104,14 @@ def make_dirs(path: Path, root: Path | None = None) -> None:
         missing.append(p)
     with writing(path, "creating the folder", root):
         for p in reversed(missing):
+            mode = DIR_MODE if p == path else PARENT_MODE
             try:
-                p.mkdir(mode=DIR_MODE)  # never looser than 0700, even before the chmod
+                p.mkdir(mode=mode & DIR_MODE)  # never more open than 0700 until the chmod below
             except FileExistsError:
                 if not p.is_dir():
                     raise
                 continue  # another run made it meanwhile
-            os.chmod(p, DIR_MODE)
+            os.chmod(p, mode)
 
 
 def tighten(folder: Path) -> None:
