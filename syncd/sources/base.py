@@ -22,7 +22,7 @@ from typing import BinaryIO
 from syncd.config import SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, Refused, RemoteFile, Waiting
-from syncd.statedir import writing
+from syncd.statedir import state_error
 
 MARKER_SUFFIX = ".done"
 TEMP_SUFFIXES = (".tmp", ".part")
@@ -180,10 +180,12 @@ class HashingWriter:
 
     def write(self, data: bytes) -> int:
         self._sha.update(data)
-        with writing(self._path, "writing"):  # a full state.dir, not a failing source: exit 3
+        try:
             n = self._out.write(data)
             if self._written is not None:
                 self._out.flush()  # a reader of the growing file sees every byte counted
+        except OSError as exc:  # a full state.dir, not a failing source: exit 3
+            raise state_error(exc, self._path, "writing") from None
         self._size += n
         if self._written is not None:
             self._written(self._size)
