@@ -16,6 +16,7 @@ from syncd import __version__
 from syncd import config as config_mod
 from syncd.config import Config
 from syncd.errors import (
+    EXIT_CONFIG,
     EXIT_DATABASE,
     EXIT_INTERNAL,
     EXIT_LOCKED,
@@ -167,7 +168,7 @@ def run_once_cmd(
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
     Exits 8 when another run (daemon, cron, another host) holds the lock.
     """
-    from syncd.runner import run_once
+    from syncd.daemon import run_once_stoppable
     from syncd.status import succeeded_within
 
     cfg = load_config(config_path)
@@ -190,20 +191,27 @@ def run_once_cmd(
         from syncd.progress import TerminalProgress
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
-        result = run_once(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine, progress=progress)
+        result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
+                                    progress=progress)
+        metrics_error: ConfigError | None = None
         if metrics_file is not None:
             from syncd.metrics import write_run_metrics
 
-            write_run_metrics(engine, result, metrics_file)
+            try:
+                write_run_metrics(engine, result, metrics_file)
+            except ConfigError as exc:  # the run's own outcome still comes first
+                metrics_error = exc
     finally:
         engine.dispose()
     if quiet and result.exit_code == EXIT_LOCKED:
         sys.exit(EXIT_LOCKED)  # cron mails any output; the other run is doing the work
-    if result.error is not None:
-        click.echo(f"syncd: error: {result.error}", err=True)
-    if not quiet or result.exit_code != 0:
+    for error in (result.error, metrics_error):
+        if error is not None:
+            click.echo(f"syncd: error: {error}", err=True)
+    code = result.exit_code or (EXIT_CONFIG if metrics_error else 0)
+    if not quiet or code != 0:
         click.echo(summary_line(result))
-    sys.exit(result.exit_code)
+    sys.exit(code)
 
 
 @cli.command("daemon")

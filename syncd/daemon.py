@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import logging
+import math
 import os
 import select
 import signal
@@ -107,16 +108,30 @@ class Daemon:
     def _job(self) -> None:
         if self.stopping.is_set():
             return
-        from syncd.runner import run_once
-
         cfg = self.cfg
         timeout = cfg.schedule.run_timeout.total_seconds()
         now = time.monotonic()
         run = _Run(started=now, deadline=now + timeout, timeout=timeout)
         engine = make_engine(cfg.database)
+        self.notifier.status(f"syncing since {datetime.now():%H:%M:%S}; last: {self.last}")
+        result: RunResult | None = None
+        try:
+            result = self._execute(run, engine, trigger="daemon", on_file=_log_file)
+        except Exception:
+            log.exception("the run failed unexpectedly (please report it)")
+        finally:
+            engine.dispose()
+        if result is not None:
+            self._report(result, run)
+
+    def _execute(self, run: _Run, engine: Engine, **kwargs: Any) -> RunResult:
+        """run_once as the current run: it stops taking files when asked (should_stop), and its
+        connections are tracked so that _cut can shut them. Used by the daemon's job and by
+        `run-once` (run_once_stoppable)."""
+        from syncd.runner import run_once
+
         self._track(engine, run)
         self._current = run
-        self.notifier.status(f"syncing since {datetime.now():%H:%M:%S}; last: {self.last}")
 
         def should_stop() -> bool:
             return self.stopping.is_set() or run.cut.is_set()
@@ -124,19 +139,11 @@ class Daemon:
         def on_start(runner: Runner) -> None:
             run.runner = runner
 
-        result: RunResult | None = None
         try:
-            result = run_once(
-                cfg, engine=engine, trigger="daemon", should_stop=should_stop, on_start=on_start, on_file=_log_file
-            )
-        except Exception:
-            log.exception("the run failed unexpectedly (please report it)")
+            return run_once(self.cfg, engine=engine, should_stop=should_stop, on_start=on_start, **kwargs)
         finally:
             self._current = None
             run.done.set()
-            engine.dispose()
-        if result is not None:
-            self._report(result, run)
 
     def _track(self, engine: Engine, run: _Run) -> None:
         def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
@@ -312,6 +319,15 @@ class Daemon:
         self.stopping.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        self._stop_run()
+        log.info("stopped")
+        self.notifier.close()
+        return 0
+
+    def _stop_run(self) -> None:
+        """No new files; the current run's file gets STOP_GRACE to finish, then it is cut (its
+        transaction rolls back). Returns once no run is going on."""
+        self.stopping.set()
         run = self._current
         if run is not None and not run.done.wait(STOP_GRACE):
             self._cut(run, f"it did not finish within {STOP_GRACE:.0f}s of the stop request")
@@ -320,9 +336,69 @@ class Daemon:
             log.error("the run did not stop; exiting anyway (the database rolls its transaction back)")
             logging.shutdown()
             os._exit(0)  # the run's thread is stuck in a call that no cut reached: exit cannot join it
-        log.info("stopped")
-        self.notifier.close()
-        return 0
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def run_once_stoppable(cfg: Config, *, engine: Engine, **kwargs: Any) -> RunResult:
+    """`syncd run-once` with the daemon's stop, for a timer's `systemctl stop`, a shutdown or Ctrl-C.
+
+    As in the daemon, the run goes on in a thread of its own while the main thread waits for
+    signals: SIGTERM, SIGINT or SIGHUP take no new file, let the current one finish (up to
+    STOP_GRACE), then cut it (its transaction rolls back). A run cut so has no error of its own:
+    what it did not apply stays on the source for the next run.
+    """
+    from syncd.runner import run_once
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+        return run_once(cfg, engine=engine, **kwargs)
+    d = Daemon(cfg)
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    wake = d._install_signals()
+    run = _Run(started=time.monotonic(), deadline=math.inf, timeout=math.inf)
+    outcome: list[RunResult] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(d._execute(run, engine, **kwargs))
+        except BaseException as exc:  # raised again in the main thread, as without the thread
+            failure.append(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                d._wakeup[1].send(b"\0")  # the main thread's wait ends at once
+
+    thread = threading.Thread(target=work, name="syncd-run", daemon=True)
+    thread.start()
+    try:
+        while not run.done.is_set() and thread.is_alive():
+            got = [s for s in d._wait(wake, TICK) if s in STOP_SIGNALS]
+            if got:
+                log.warning("%s: stopping; no new file is taken, the current one has %.0fs to finish, else it "
+                            "is cut and rolled back", signal.Signals(got[0]).name, STOP_GRACE)
+                d._stop_run()
+                break
+        thread.join()
+    finally:
+        _restore_signals(d, before)
+    if failure:
+        raise failure[0]
+    result = outcome[0]
+    if run.cut.is_set():
+        log.warning("stopped: the file being applied was cut and rolled back (the run's error was the cut: %s); "
+                    "it stays on the source for the next run", result.error)
+        result.error = None
+    return result
+
+
+def _restore_signals(d: Daemon, before: dict[signal.Signals, Any]) -> None:
+    signal.set_wakeup_fd(-1)
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+    faulthandler.unregister(signal.SIGUSR1)
+    for sock in d._wakeup:
+        sock.close()
 
 
 def _log_file(outcome: FileOutcome) -> None:

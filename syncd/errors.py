@@ -36,6 +36,11 @@ class ExportError(SyncdError):
         return ": ".join(parts) + f": {self.message}"
 
 
+class StateError(ConfigError):
+    """state.dir cannot be written: full, read-only, or another user's. Exit 3, like a configuration
+    problem: the fix is on this host (free space, remount, chown), not in the data or the network."""
+
+
 class SourceError(SyncdError):
     """The export source (SFTP server or folder) cannot be reached or read."""
 

@@ -29,7 +29,8 @@ from sqlalchemy.pool import NullPool
 
 from syncd.config import Config
 from syncd.db import database_url, db_reason
-from syncd.errors import DatabaseError, LockedError, SyncdError
+from syncd.errors import DatabaseError, LockedError
+from syncd.statedir import FILE_MODE, make_dirs, state_error, writing
 
 log = logging.getLogger("syncd.lock")
 
@@ -59,11 +60,10 @@ class FileLock:
         return info or "an unknown process"
 
     def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise SyncdError(f"cannot open the lock file {self.path}: {exc.strerror}") from None
+        root = self.path.parent
+        make_dirs(root)
+        with writing(self.path, "opening the lock file", root):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -71,8 +71,21 @@ class FileLock:
             raise LockedError(f"another syncd run holds {self.path} ({self.holder()})") from None
         except OSError as exc:
             os.close(fd)
-            raise SyncdError(f"cannot lock {self.path}: {exc.strerror}") from None
+            raise state_error(exc, self.path, "locking", root) from None
+        try:
+            self._stamp(fd)
+        except OSError as exc:
+            # Closing drops the flock: a run that failed must never keep the lock (a full disk would
+            # otherwise wedge the daemon, every later run refused as if another one held it).
+            os.close(fd)
+            raise state_error(exc, self.path, "writing the lock file", root) from None
         self._fd = fd
+
+    @staticmethod
+    def _stamp(fd: int) -> None:
+        """Who holds the lock, for a run refused by it; and 0600, should an older syncd have made the file."""
+        with contextlib.suppress(PermissionError):  # not ours: opened through its group or other bits
+            os.fchmod(fd, FILE_MODE)
         started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode(), 0)

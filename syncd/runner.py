@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Literal, TypeVar
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from syncd import ledger
+from syncd import ledger, statedir
 from syncd.bitrix.capacity import Capacity, read_capacity
 from syncd.bitrix.hlblock import (
     ApplyCounts,
@@ -146,26 +146,27 @@ class _State:
         self.downloads = root / "downloads"
         self.applied = root / "applied"
         self.rejected = root / "rejected"
-        try:
-            for d in (self.downloads, self.applied, self.rejected):
-                d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SourceError(f"state.dir {root}: cannot create {exc.filename}: {exc.strerror}") from None
+        for d in (self.downloads, self.applied, self.rejected):
+            statedir.make_dirs(d, root)
+            statedir.tighten(d)
 
     def download_path(self, name: str) -> Path:
         return self.downloads / name
 
     def archive_applied(self, path: Path) -> None:
-        shutil.move(path, self.applied / path.name)
-        kept = sorted(self.applied.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in kept[self.keep_applied :]:
-            old.unlink(missing_ok=True)
+        with statedir.writing(self.applied, f"moving {path.name} into", self.root):
+            shutil.move(path, self.applied / path.name)
+            kept = sorted(self.applied.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in kept[self.keep_applied :]:
+                old.unlink(missing_ok=True)
 
     def archive_rejected(self, path: Path, reason: str) -> Path:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         target = self.rejected / f"{stamp}_{path.name}"
-        shutil.move(path, target)
-        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        with statedir.writing(self.rejected, f"moving {path.name} into", self.root):
+            shutil.move(path, target)
+        note = target.with_name(target.name + ".reason.txt")
+        statedir.write_private(note, (reason + "\n").encode(), "writing", self.root)
         return target
 
 
@@ -234,6 +235,9 @@ class Runner:
                 listing = source.list()
                 for w in listing.waiting:
                     self._emit(result, FileOutcome(w.name, "waiting", w.reason))
+                for bad in listing.refused:  # shown escaped: the name itself may forge lines
+                    log.error("refused %r: %s", bad.name, bad.reason)
+                    self._emit(result, FileOutcome(repr(bad.name), "rejected", bad.reason))
                 fetched: list[_Fetched] = []
                 for remote in listing.ready:
                     if self.should_stop():
@@ -259,8 +263,9 @@ class Runner:
         except OperationalError as exc:
             result.error = DatabaseError(f"database {safe_url(self.engine)}: {db_reason(exc)}")
         finally:
-            for leftover in self.cfg.state.dir.joinpath("downloads").glob("*"):
-                leftover.unlink(missing_ok=True)
+            with suppress(OSError):  # a state.dir that failed the run may not even be readable
+                for leftover in self.cfg.state.dir.joinpath("downloads").glob("*"):
+                    leftover.unlink(missing_ok=True)
             result.finished = ledger.utcnow()
         return result
 
@@ -286,7 +291,7 @@ class Runner:
         except SQLAlchemyError as exc:
             raise DatabaseError(f"relinking the blocks to changed links failed, nothing was changed: "
                                 f"{db_reason(exc)}") from None
-        stamp.write_text(fingerprint + "\n", encoding="ascii")
+        statedir.write_private(stamp, (fingerprint + "\n").encode("ascii"), "writing", state.root)
         if counts.changed:
             log.info("links: %s", counts.line())
         return counts
@@ -507,13 +512,14 @@ class Runner:
             first = source.head(remote, PEEK_BYTES)
             if first.startswith(b"PK"):
                 return None  # a zip's directory is at its end
-            head.write_bytes(first)
+            statedir.write_private(head, first, "writing", state.root)
             header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone,
                                  bitrix_tz=self.cfg.bitrix.timezone)
         except ExportError:
             return None  # maybe only cut off by the peek: the whole file decides
         finally:
-            head.unlink(missing_ok=True)
+            with suppress(OSError):
+                head.unlink(missing_ok=True)
         done = self._done_before(header, None, approved=self._approved(header, remote))
         if done is None:
             if not self.cfg.source.apply_while_downloading:

@@ -206,6 +206,7 @@ def collect(cfg: Config, *, engine: Engine | None = None, list_source: bool = Tr
         else:
             report.waiting = [SourceFile(f.name, "ready", f.size, f.mtime) for f in listing.ready]
             report.waiting += [SourceFile(w.name, w.reason) for w in listing.waiting]
+            report.waiting += [SourceFile(repr(r.name), r.reason) for r in listing.refused]
     if not report.source:
         report.source = str(cfg.source.path) if cfg.source.type == "local" else f"sftp://{cfg.source.host}"
     return report

@@ -8,7 +8,7 @@ or moves it. `open_source` picks the implementation from the config.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -31,9 +31,18 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A matching name that is not a plain file name (`/`, a control character…): never read, never moved."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Listing:
     ready: list[RemoteFile]  # complete files, sorted by name
     waiting: list[Waiting]
+    refused: list[Refused] = field(default_factory=list)
 
 
 class Source(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
@@ -11,7 +12,8 @@ from pathlib import Path
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
 from syncd.sources import Listing, RemoteFile
-from syncd.sources.base import Entry, HashingWriter, classify_now, marker_name, numbered_name
+from syncd.sources.base import Entry, HashingWriter, classify_now, marker_name, numbered_name, plain_name
+from syncd.statedir import download_file, writing
 
 _MAX_SUFFIX = 1000
 
@@ -58,20 +60,22 @@ class LocalSource:
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
               written: Callable[[Path, int], None] | None = None) -> str:
-        src = self.folder / file.name
+        src = self.folder / plain_name(file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             try:
-                with src.open("rb") as fin, tmp.open("wb") as fout:
+                with src.open("rb") as fin, download_file(tmp) as fout:
                     done = 0
-                    hashed = HashingWriter(fout, None if written is None else lambda size: written(tmp, size))
+                    hashed = HashingWriter(fout, None if written is None else lambda size: written(tmp, size),
+                                           path=tmp)
                     while chunk := fin.read(1 << 20):
                         hashed.write(chunk)
                         done += len(chunk)
                         if progress is not None:
                             progress(done, file.size)
-                    fout.flush()
-                    os.fsync(fout.fileno())
+                    with writing(tmp, "writing"):
+                        fout.flush()
+                        os.fsync(fout.fileno())
                     after = os.fstat(fin.fileno())
             except OSError as exc:
                 where = tmp if exc.filename == str(tmp) else src
@@ -82,13 +86,15 @@ class LocalSource:
                     f"{src} changed while copying (listed {file.size} bytes, now {after.st_size}, "
                     f"copied {copied}); will retry next run"
                 )
-            os.replace(tmp, dest)
+            with writing(dest, "renaming the download to"):
+                os.replace(tmp, dest)
             return hashed.hexdigest()
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder we cannot even look into holds no part file
+                tmp.unlink(missing_ok=True)
 
     def head(self, file: RemoteFile, size: int) -> bytes:
-        src = self.folder / file.name
+        src = self.folder / plain_name(file.name)
         try:
             with src.open("rb") as fin:
                 return fin.read(size)
@@ -96,7 +102,7 @@ class LocalSource:
             raise SourceError(f"cannot read {src}: {exc.strerror}") from None
 
     def finish(self, file: RemoteFile, action: FileAction) -> None:
-        src = self.folder / file.name
+        src = self.folder / plain_name(file.name)
         marker = self.folder / marker_name(file.name)
         try:
             if action.kind == "keep":

@@ -39,7 +39,10 @@ from syncd.sources.base import (
     join,
     marker_name,
     numbered_name,
+    plain_name,
 )
+from syncd.sources.sftplist import listdir
+from syncd.statedir import download_file, writing
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +429,7 @@ class SftpSource:
     def list(self) -> Listing:
         folder = self.cfg.remote_dir
         with self._step(f"listing {folder}"):
-            attrs = self._conn.listdir_attr(folder)
+            attrs = listdir(self._conn, folder)
         entries = [
             Entry(
                 a.filename,
@@ -442,8 +445,8 @@ class SftpSource:
 
     def fetch(self, file: RemoteFile, dest: Path, progress: Callable[[int, int], None] | None = None,
               written: Callable[[Path, int], None] | None = None) -> str:
+        remote = join(self.cfg.remote_dir, plain_name(file.name))
         sftp = self._conn
-        remote = join(self.cfg.remote_dir, file.name)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         budget = self.cfg.io_timeout.total_seconds() + file.size / MIN_RATE
         deadline = time.monotonic() + budget
@@ -469,8 +472,9 @@ class SftpSource:
             with self._step(what):
                 watchdog.start()
                 try:
-                    with tmp.open("wb") as out:
-                        hashed = HashingWriter(out, None if written is None else lambda size: written(tmp, size))
+                    with download_file(tmp) as out:
+                        hashed = HashingWriter(out, None if written is None else lambda size: written(tmp, size),
+                                               path=tmp)
                         _download(sftp, remote, file.size, hashed, check, self._chunk)
                 except BaseException as exc:
                     if isinstance(exc, _DeadlineExceeded) or expired.is_set():
@@ -490,21 +494,23 @@ class SftpSource:
                     f"{self.describe()}: {file.name} changed while downloading (listed {file.size} bytes, "
                     f"downloaded {got}, now {after.st_size}); will retry next run"
                 )
-            os.replace(tmp, dest)
+            with writing(dest, "renaming the download to"):
+                os.replace(tmp, dest)
             return hashed.hexdigest()
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder we cannot even look into holds no part file
+                tmp.unlink(missing_ok=True)
 
     def head(self, file: RemoteFile, size: int) -> bytes:
-        remote = join(self.cfg.remote_dir, file.name)
+        remote = join(self.cfg.remote_dir, plain_name(file.name))
         with self._step(f"reading the start of {remote}"), self._conn.open(remote, "rb") as f:
             data: bytes = f.read(size)
             return data
 
     def finish(self, file: RemoteFile, action: FileAction) -> None:
+        remote = join(self.cfg.remote_dir, plain_name(file.name))
         if action.kind == "keep":
             return
-        remote = join(self.cfg.remote_dir, file.name)
         marker = join(self.cfg.remote_dir, marker_name(file.name))
         sftp = self._conn
         if action.kind == "delete":
