@@ -241,8 +241,7 @@ class Checker:
 
     @staticmethod
     def _counterparty_label(raw: RawCounterparty) -> str:
-        ident = raw.attrs.get("id")
-        return f"counterparty #{raw.index}" + (f" (id={ident})" if isinstance(ident, str) and ident else "")
+        return counterparty_label(raw.index, raw.attrs.get("id"))
 
     def counterparty_where(self, raw: RawCounterparty) -> str:
         label = self._counterparty_label(raw)
@@ -599,6 +598,13 @@ class Checker:
                 message = (f"counterparty id {key} is listed {len(where)} times ({listed}); "
                            "each counterparty must appear once in the file")
             self.problem(message, where=where[1], field="id")
+
+
+def counterparty_label(index: int, ident: object) -> str:
+    """"counterparty #3 (id=…)"; an id too long to be one is cut, so that a message stays a line."""
+    if not isinstance(ident, str) or not ident:
+        return f"counterparty #{index}"
+    return f"counterparty #{index} (id={ident if len(ident) <= 40 else ident[:36] + '…'})"
 
 
 def _lower_guid(value: object) -> object:

@@ -1,0 +1,77 @@
+"""A guard in front of ijson: no run of hundreds of digits reaches it.
+
+ijson's C backend (3.6) turns an integer token into a Python int; Python refuses to convert more
+digits than `sys.get_int_max_str_digits()` (4300 by default, never less than 640 when set), and
+ijson does not pass that error on: the process dies of a segmentation fault. One line such as
+`"debt": 1000…0` with 5000 zeros would kill the daemon, record nothing, and kill it again at the
+next start. No value of an export has that many digits in a row (amounts have 15, GUIDs are hex in
+groups of 12 at most), so the bytes are refused before ijson sees them.
+
+Cheap enough for every byte: a run of RUN_LIMIT digits covers two consecutive bytes of a sample
+taken every STEP bytes; only where two neighbouring samples are digits is the stretch between them
+looked at, and runs across reads are carried over.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from syncd.errors import ExportError
+from syncd.validate import ByteSource
+
+RUN_LIMIT: Final = 600  # below the least limit Python allows (640), whatever the environment sets
+_STEP: Final = RUN_LIMIT // 2
+_DIGITS: Final = b"0123456789"
+_MARK: Final = bytes(0x31 if c in _DIGITS else 0x30 for c in range(256))
+
+
+class LongNumberGuard:
+    """`source`'s bytes as they are, or ExportError at a run of RUN_LIMIT digits."""
+
+    def __init__(self, source: ByteSource, file: str) -> None:
+        self._source = source
+        self._file = file
+        self._run = 0  # digits at the end of what was read so far
+        self._offset = 0  # bytes read so far
+        self.at_eof = source.at_eof
+        self.newlines = source.newlines
+
+    def peek_at_least(self, size: int, /) -> bytes:
+        data = self._source.peek_at_least(size)
+        self.at_eof, self.newlines = self._source.at_eof, self._source.newlines
+        return data
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        self.at_eof, self.newlines = self._source.at_eof, self._source.newlines
+        if data:
+            self._check(data)
+            self._offset += len(data)
+        return data
+
+    def _check(self, data: bytes) -> None:
+        lead = len(data) - len(data.lstrip(_DIGITS))
+        if lead == len(data):
+            self._run += lead
+            if self._run >= RUN_LIMIT:
+                self._refuse(self._offset + lead - self._run)
+            return
+        if self._run + lead >= RUN_LIMIT:
+            self._refuse(self._offset - self._run)
+        marks = data[::_STEP].translate(_MARK)
+        at = marks.find(b"11")
+        while at >= 0:
+            start = at * _STEP
+            if data[start:start + _STEP + 1].isdigit():
+                before, after = data[:start], data[start:]
+                left = len(before) - len(before.rstrip(_DIGITS))
+                right = len(after) - len(after.lstrip(_DIGITS))
+                if left + right >= RUN_LIMIT:
+                    self._refuse(self._offset + start - left)
+            at = marks.find(b"11", at + 1)
+        self._run = len(data) - len(data.rstrip(_DIGITS))
+
+    def _refuse(self, offset: int) -> None:
+        raise ExportError(self._file, f"{RUN_LIMIT} or more digits in a row at byte {offset}: no value in an export "
+                          "is that long (a number that size would also crash the JSON parser); the file is damaged "
+                          "or not an export")

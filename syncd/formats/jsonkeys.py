@@ -1,0 +1,154 @@
+"""Keys written twice in one JSON object, which ijson's builder would silently lose.
+
+ijson's C `items` pipeline (syncd.formats.json) builds dicts, and a dict keeps the last value of a
+key written twice: `{"debt": 1000, "debt": 0}` reads as a debt of 0. The contract allows each key
+once, so such a file must be refused, naming the record and the key. Looking at every key through
+parse events in Python would cost more than the whole build, so the check is a count:
+
+- `KeyCount` counts the keys in the bytes handed to the builder: the colons outside strings (in JSON
+  a colon outside a string always ends a key). A translate keeps only quotes and colons; escaped
+  backslashes and quotes are taken out first, so every quote left opens or closes a string.
+- the reader adds up the keys of the dicts it was given (the counterparty, its lastPayment, its
+  payments and documents).
+
+Equal counts: no key was lost. Different counts: a key was lost, or a dict sits where the reader
+does not count (an object inside an unknown key); `duplicate_keys()` then reads the file once more
+through parse events and names each key written twice in a counterparty, payment, document or
+lastPayment, so a mismatch never becomes a reported problem by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+import ijson
+from ijson.common import JSONError
+
+from syncd.formats.jsonguard import LongNumberGuard
+from syncd.validate import ByteSource, counterparty_label
+
+_KEEP_QUOTES_AND_COLONS: Final = bytes(c for c in range(256) if c not in b'":')
+_CHUNK: Final = 1 << 16
+_ITEM: Final = "counterparties.item"
+# The objects of the contract inside a counterparty, by their ijson prefix: what a key twice is called.
+_OWNERS: Final = {_ITEM: "counterparty", _ITEM + ".lastPayment": "lastPayment",
+                  _ITEM + ".payments.item": "payment", _ITEM + ".openDocuments.item": "document"}
+
+
+class KeyCount:
+    """The keys in JSON bytes fed in pieces, from the start of a value (outside any string)."""
+
+    __slots__ = ("_escaped", "_in_string", "keys")
+
+    def __init__(self) -> None:
+        self.keys = 0
+        self._in_string = False
+        self._escaped = False  # the last piece ended with a backslash that escapes the next byte
+
+    def feed(self, data: bytes) -> None:
+        self.keys += self._count(data)
+
+    def unfeed_rest(self, rest: bytes) -> None:
+        """Take back the keys of `rest`, the end of the last piece fed, which starts outside any string
+        (after the value ended): they belong to what follows the value."""
+        self.keys -= KeyCount()._count(rest)
+
+    def _count(self, data: bytes) -> int:
+        if self._escaped and data:
+            data = data[1:]
+            self._escaped = False
+        if b"\\" in data:
+            # Left to right, as JSON pairs them: an escaped backslash, then an escaped quote.
+            data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+            if data.endswith(b"\\"):
+                self._escaped = True
+                data = data[:-1]
+        # Dropping a pair of adjacent quotes keeps every later quote an opener or closer as it was.
+        skeleton = data.translate(None, _KEEP_QUOTES_AND_COLONS).replace(b'""', b"")
+        if self._in_string:
+            skeleton = b'"' + skeleton
+        if b'"' not in skeleton:
+            return skeleton.count(b":")
+        parts = skeleton.split(b'"')
+        self._in_string = len(parts) % 2 == 0
+        return b"".join(parts[::2]).count(b":")
+
+
+def built_keys(item: dict[str, object]) -> int:
+    """The keys of a counterparty ijson built, with those of its lastPayment, payments and documents;
+    -1 when one of these is not what it should be (the full look, `duplicate_keys`, then decides)."""
+    count = len(item)
+    last = item.get("lastPayment")
+    if type(last) is dict:
+        count += len(last)
+    for key in ("payments", "openDocuments"):
+        items = item.get(key)
+        if type(items) is list:
+            try:
+                count += sum(map(len, items))
+            except TypeError:  # a number or null among them: reported by the checks
+                return -1
+    return count
+
+
+def duplicate_keys(stream: ByteSource) -> Iterator[tuple[str, str]]:
+    """(where, key) for each key written twice in a counterparty or one of its objects, in file order."""
+    events = ijson.parse(_Reader(LongNumberGuard(stream, "")), use_float=False)
+    index = 0
+    ident: object = None
+    numbers: dict[str, int] = {}
+    open_keys: list[set[str] | None] = []
+    pending: list[tuple[str, int, str]] = []  # found before the counterparty's id is known
+    try:
+        for prefix, event, value in events:
+            if event == "map_key":
+                keys = open_keys[-1] if open_keys else None
+                if keys is not None:
+                    if value in keys:
+                        pending.append((_OWNERS[prefix], numbers.get(prefix, 0), value))
+                    keys.add(value)
+                if prefix == _ITEM and value == "id":
+                    ident = None
+            elif event == "start_map":
+                open_keys.append(set() if prefix in _OWNERS else None)
+                if prefix == _ITEM:
+                    index, ident, numbers = index + 1, None, {}
+                elif prefix in _OWNERS:
+                    numbers[prefix] = numbers.get(prefix, 0) + 1
+            elif event == "end_map":
+                open_keys.pop()
+                if prefix == _ITEM:
+                    yield from _named(pending, index, ident)
+                    pending.clear()
+            elif prefix == _ITEM + ".id" and ident is None:
+                ident = value
+    except JSONError:
+        return  # the first read reported it
+
+
+def _named(found: list[tuple[str, int, str]], index: int, ident: object) -> Iterator[tuple[str, str]]:
+    label = counterparty_label(index, ident)
+    for owner, number, key in found:
+        if owner == "counterparty":
+            yield label, key
+        elif owner == "lastPayment":
+            yield label, f"lastPayment.{key}"
+        else:
+            yield f"{owner} #{number} of {label}", key
+
+
+class _Reader:
+    """The stream as a file for ijson, with a UTF-8 BOM taken off."""
+
+    def __init__(self, stream: ByteSource) -> None:
+        self._stream = stream
+        self._first = True
+
+    def read(self, size: int = _CHUNK) -> bytes:
+        data = self._stream.read(size)
+        if self._first:
+            self._first = False
+            if data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+        return data
