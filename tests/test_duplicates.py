@@ -146,6 +146,17 @@ def test_a_changed_xml_counterparty_with_an_element_twice_is_refused_when_the_ot
         _changes(path, index)
 
 
+def test_a_contract_element_in_a_namespace_is_refused_not_ignored(tmp_path: Path) -> None:
+    # Ignored as unknown, namespaced counterparties would leave a full export empty: every debt zeroed.
+    content = xml_export([counterparty(1), counterparty(2)], summary=False).replace(
+        b"<Counterparty ", b'<Counterparty xmlns="urn:x" ')
+
+    problems = _problems(tmp_path, "n.xml", content)
+
+    assert problems and all("the element Counterparty has a namespace (urn:x)" in p for p in problems), problems
+    assert len(problems) == 2 and problems[0].startswith("n.xml: line 3: ")
+
+
 # -- JSON ---------------------------------------------------------------------------------------
 
 

@@ -7,11 +7,13 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from syncd.errors import ExportError
 from syncd.formats.jsonguard import RUN_LIMIT, LongNumberGuard
+from syncd.validate import check_file
 from tests.exports import counterparty, json_export
 from tests.ops_helpers import env
 
@@ -58,3 +60,39 @@ def test_a_huge_integer_is_refused_not_a_crash(tmp_path: Path) -> None:
 
     assert done.returncode == 4, done.stdout + done.stderr
     assert f"n.json: {RUN_LIMIT} or more digits in a row at byte" in done.stdout + done.stderr
+
+
+def _check(tmp_path: Path, content: bytes) -> list[str]:
+    path = tmp_path / "t.json"
+    path.write_bytes(content)
+    return check_file(path, name="t.json", source_tz=ZoneInfo("Europe/Moscow")).problems
+
+
+@pytest.mark.parametrize(("escape", "char"), [("\\u0000", "U+0000"), ("\\u001F", "U+001F"), ("\\uFFFF", "U+FFFF")])
+def test_text_xml_could_not_carry_is_refused_naming_the_field(tmp_path: Path, escape: str, char: str) -> None:
+    cp = counterparty(1, payments=2)
+    cp["payments"][1]["purpose"] = "Оплата PLACEHOLDER по счету"
+    content = json_export([cp]).replace(b"PLACEHOLDER", escape.encode())
+
+    problems = _check(tmp_path, content)
+
+    assert len(problems) == 1 and f"field payments[2].purpose: the text holds {char} at character 8" in problems[0]
+
+
+@pytest.mark.parametrize("text", ["\\u041e\\u041e\\u041e", "\\\\u0001 is how JSON escapes it", "\\ud83d\\ude00",
+                                  "tab\\tand\\r\\nnew line"])
+def test_escapes_of_ordinary_characters_are_accepted(tmp_path: Path, text: str) -> None:
+    content = json_export([counterparty(1, name="PLACEHOLDER")]).replace(b"PLACEHOLDER", text.encode())
+
+    assert _check(tmp_path, content) == []
+
+
+def test_a_lone_low_surrogate_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    # yajl turns \\udc00 without its pair into bytes that are not UTF-8; ijson's UnicodeDecodeError
+    # escaped every handler (main printed a traceback).
+    content = json_export([counterparty(1)]).replace("Контрагент".encode(), b"\\udc00")
+
+    problems = _check(tmp_path, content)
+
+    assert len(problems) == 1 and "t.json: counterparty #1: not valid JSON text: a string holds a \\u escape of a " \
+        "lone UTF-16 surrogate" in problems[0]

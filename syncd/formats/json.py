@@ -28,7 +28,7 @@ from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 
 from syncd.errors import ExportError
 from syncd.formats.bytefilter import Cut
-from syncd.formats.jsonguard import LongNumberGuard
+from syncd.formats.jsonguard import LongNumberGuard, odd_text
 from syncd.formats.jsonkeys import KeyCount, built_keys, duplicate_keys
 from syncd.formats.jsonsplit import KnownFilter
 from syncd.records import Header
@@ -216,6 +216,9 @@ class JsonReader:
                 continue
             keys = built_keys(item)
             built = -1 if keys < 0 or built < 0 else built + keys
+            if self.stream.escapes:
+                for field, why in odd_text(item):
+                    checker.problem(why, where=counterparty_label(index, item.get("id")), field=field)
             if not _COUNTERPARTY_KEYS.issuperset(item):
                 for key in item:
                     if key not in _COUNTERPARTY_KEYS:
@@ -288,7 +291,7 @@ class JsonReader:
                         yield from items
                         return
                     raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
-                except JSONError as e:
+                except (JSONError, UnicodeDecodeError) as e:
                     raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
                 pos = end
                 if items:
@@ -338,16 +341,21 @@ class JsonReader:
     def _send(self, parser: Any, data: bytes, where: str) -> None:
         try:
             parser.send(data)
-        except JSONError as e:
+        except (JSONError, UnicodeDecodeError) as e:
             raise self._syntax(e, where) from None
 
     def _close(self, parser: Any, where: str) -> None:
         try:
             parser.close()
-        except JSONError as e:
+        except (JSONError, UnicodeDecodeError) as e:
             raise self._syntax(e, where) from None
 
-    def _syntax(self, error: JSONError, where: str) -> ExportError:
+    def _syntax(self, error: JSONError | UnicodeDecodeError, where: str) -> ExportError:
+        if isinstance(error, UnicodeDecodeError):
+            # yajl decodes a \udc00–\udfff escape without a high surrogate before it into bytes that are
+            # not UTF-8, and ijson fails to decode them (a lone high surrogate it reads as "?").
+            return ExportError(self.file, "not valid JSON text: a string holds a \\u escape of a lone UTF-16 "
+                               "surrogate (\\udc00–\\udfff without its pair), which is not a character", where=where)
         raw = error.args[0] if error.args else ""
         # yajl's message is bytes: a first line, then the text around the error and a pointer.
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

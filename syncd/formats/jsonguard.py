@@ -14,6 +14,8 @@ looked at, and runs across reads are carried over.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Final
 
 from syncd.errors import ExportError
@@ -35,6 +37,9 @@ class LongNumberGuard:
         self._offset = 0  # bytes read so far
         self.at_eof = source.at_eof
         self.newlines = source.newlines
+        # Set once a \u escape was read: only escapes give JSON text a control character or a lone
+        # surrogate, and the bytes are read before ijson builds the values from them.
+        self.escapes = False
 
     def peek_at_least(self, size: int, /) -> bytes:
         data = self._source.peek_at_least(size)
@@ -47,6 +52,8 @@ class LongNumberGuard:
         if data:
             self._check(data)
             self._offset += len(data)
+            if not self.escapes and b"\\u" in data:
+                self.escapes = True
         return data
 
     def _check(self, data: bytes) -> None:
@@ -75,3 +82,26 @@ class LongNumberGuard:
         raise ExportError(self._file, f"{RUN_LIMIT} or more digits in a row at byte {offset}: no value in an export "
                           "is that long (a number that size would also crash the JSON parser); the file is damaged "
                           "or not an export")
+
+
+# What XML 1.0 cannot carry either: C0 controls but tab, line feed and carriage return; lone surrogates
+# (not characters: a UTF-16 pair cut in two), and the non-characters U+FFFE and U+FFFF.
+_ODD_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def odd_text(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """(field, why) for each string in a value built from JSON that holds such a character."""
+    if isinstance(value, str):
+        found = _ODD_TEXT.search(value)
+        if found is not None:
+            char = ord(found.group())
+            what = ("a lone UTF-16 surrogate, which is not a character (the text was cut in the middle of a "
+                    "pair)" if 0xD800 <= char <= 0xDFFF else "a control character, which XML cannot carry and a "
+                    "page should not show")
+            yield path, f"the text holds U+{char:04X} at character {found.start() + 1}: {what}; remove it in 1C"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from odd_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for number, item in enumerate(value, 1):
+            yield from odd_text(item, f"{path}[{number}]")

@@ -123,7 +123,7 @@ def duplicate_keys(stream: ByteSource) -> Iterator[tuple[str, str]]:
                     pending.clear()
             elif prefix == _ITEM + ".id" and ident is None:
                 ident = value
-    except JSONError:
+    except (JSONError, UnicodeDecodeError):
         return  # the first read reported it
 
 

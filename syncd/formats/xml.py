@@ -45,6 +45,8 @@ _SAFE_PARSER: Final[dict[str, Any]] = {
 }
 _COUNTERPARTY_ATTRS: Final = frozenset({"id", "inn", "kpp", "name", "currency"})
 _VALUE_TAGS: Final = {tag: key for key, tag in XML_VALUE_ELEMENTS.items()}
+_CONTRACT_ELEMENTS: Final = frozenset({ROOT, "Counterparty", "Summary", "LastPayment", "Payments", "Payment",
+                                       "OpenDocuments", "Document", *_VALUE_TAGS})
 _PROLOG_LIMIT: Final = 1 << 20
 _WHITESPACE: Final = b" \t\r\n"
 
@@ -64,7 +66,9 @@ class XmlReader:
         # once records() knows the digests to compare with.
         self._filter = KnownFilter(self._stream)
         self._events = etree.iterparse(
-            self._filter, events=("start", "end"), tag=(ROOT, "Counterparty", "Summary", PLACEHOLDER),
+            # "{*}": in any namespace too, so that a namespaced Counterparty is refused as it ends, not
+            # held in the tree to the end of the file.
+            self._filter, events=("start", "end"), tag=(ROOT, "{*}Counterparty", "{*}Summary", PLACEHOLDER),
             **_SAFE_PARSER,
         )
         first = self._next()
@@ -127,6 +131,9 @@ class XmlReader:
                 for child in root:
                     self._note_stray(child)
                 return
+            elif tag[:1] == "{" and elem.getparent() is root:
+                self._unknown_element(tag, ROOT, elem.sourceline)
+                root.remove(elem)  # reported: not again as a stray
         raise ExportError(self._file, "the file ends before </SettlementsExport>: it is cut short "
                           "(still being written, or damaged in transfer)")
 
@@ -140,7 +147,7 @@ class XmlReader:
     def _note_stray(self, child: Any) -> None:
         tag = child.tag
         if tag != "Counterparty" and tag != "Summary" and tag != PLACEHOLDER and isinstance(tag, str):
-            self._checker.unknown(f"element {tag} in {ROOT}", f"line {child.sourceline}")
+            self._unknown_element(tag, ROOT, child.sourceline)
 
     def _counterparty(self, elem: Any, index: int, cut: Cut | None) -> RawCounterparty:
         checker = self._checker
@@ -217,7 +224,7 @@ class XmlReader:
                 holder = "Payments" if tag == "Payment" else "OpenDocuments"
                 checker.problem(f"{tag} must be inside {holder}", where=f"line {child.sourceline}")
             else:
-                checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
+                self._unknown_element(tag, "Counterparty", child.sourceline)
                 plain = False
         return RawCounterparty(index, elem.sourceline, elem, values, last, payments, documents), plain
 
@@ -263,7 +270,7 @@ class XmlReader:
         for number, item in enumerate(items, first or 0):
             for sub in item:
                 if sub.tag not in names:
-                    self._checker.unknown(f"element {sub.tag} in {owner}", f"line {sub.sourceline}")
+                    self._unknown_element(sub.tag, owner, sub.sourceline)
                     continue
                 what = f"{owner.lower()} #{number} of " if first is not None else ""
                 self._checker.problem(
@@ -284,10 +291,22 @@ class XmlReader:
         raw.payments, raw.documents = paid, owed
         return raw
 
+    def _unknown_element(self, tag: str, owner: str, line: int) -> None:
+        """An element the contract does not name: warned about and ignored; but one of the contract's
+        names in a namespace is refused. To XML it is another element, and ignoring, say, every
+        Counterparty of a full export would zero every debt."""
+        namespace, _, local = tag[1:].rpartition("}") if tag.startswith("{") else ("", "", tag)
+        if namespace and local in _CONTRACT_ELEMENTS:
+            self._checker.problem(f"the element {local} has a namespace ({namespace}); the contract's elements have "
+                                  "none, so this is not the element the contract names: remove the xmlns declaration",
+                                  where=f"line {line}")
+        else:
+            self._checker.unknown(f"element {tag} in {owner}", f"line {line}")
+
     def _note_children(self, holder: Any, expected: str) -> None:
         for child in holder:
             if child.tag != expected:
-                self._checker.unknown(f"element {child.tag} in {holder.tag}", f"line {child.sourceline}")
+                self._unknown_element(child.tag, holder.tag, child.sourceline)
 
     def _check_prolog(self) -> None:
         """Refuse DOCTYPE and entity declarations before the parser can expand anything.
