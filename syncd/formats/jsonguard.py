@@ -5,7 +5,7 @@ digits than `sys.get_int_max_str_digits()` (4300 by default, never less than 640
 ijson does not pass that error on: the process dies of a segmentation fault. One line such as
 `"debt": 1000…0` with 5000 zeros would kill the daemon, record nothing, and kill it again at the
 next start. No value of an export has that many digits in a row (amounts have 15, GUIDs are hex in
-groups of 12 at most), so the bytes are refused before ijson sees them.
+groups of 12 at most), so such bytes are refused before ijson sees them, wherever they are.
 
 Cheap enough for every byte: a run of RUN_LIMIT digits covers two consecutive bytes of a sample
 taken every STEP bytes; only where two neighbouring samples are digits is the stretch between them
@@ -15,16 +15,20 @@ looked at, and runs across reads are carried over.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from typing import Final
 
 from syncd.errors import ExportError
 from syncd.validate import ByteSource
 
-RUN_LIMIT: Final = 600  # below the least limit Python allows (640), whatever the environment sets
-_STEP: Final = RUN_LIMIT // 2
+# Python's limit as this process has it (PYTHONINTMAXSTRDIGITS may lower it to 640); with no limit, an
+# integer that long would still take quadratic time to convert.
+RUN_LIMIT: Final = min(sys.get_int_max_str_digits() or 4300, 4300)
+_STEP: Final = RUN_LIMIT // 2  # a run of RUN_LIMIT digits covers two consecutive samples
 _DIGITS: Final = b"0123456789"
 _MARK: Final = bytes(0x31 if c in _DIGITS else 0x30 for c in range(256))
+_LEADING_DIGITS: Final = re.compile(rb"[0-9]*")
 
 
 class LongNumberGuard:
@@ -37,8 +41,8 @@ class LongNumberGuard:
         self._offset = 0  # bytes read so far
         self.at_eof = source.at_eof
         self.newlines = source.newlines
-        # Set once a \u escape was read: only escapes give JSON text a control character or a lone
-        # surrogate, and the bytes are read before ijson builds the values from them.
+        # Set once a \u00 escape was read: only such escapes give JSON text a control character, and the
+        # bytes are read before ijson builds the values from them.
         self.escapes = False
 
     def peek_at_least(self, size: int, /) -> bytes:
@@ -52,12 +56,12 @@ class LongNumberGuard:
         if data:
             self._check(data)
             self._offset += len(data)
-            if not self.escapes and b"\\u" in data:
+            if not self.escapes and 0x5C in data and b"\\u00" in data:
                 self.escapes = True
         return data
 
     def _check(self, data: bytes) -> None:
-        lead = len(data) - len(data.lstrip(_DIGITS))
+        lead = _LEADING_DIGITS.match(data).end()  # type: ignore[union-attr]  # matches the empty string
         if lead == len(data):
             self._run += lead
             if self._run >= RUN_LIMIT:
@@ -70,13 +74,14 @@ class LongNumberGuard:
         while at >= 0:
             start = at * _STEP
             if data[start:start + _STEP + 1].isdigit():
-                before, after = data[:start], data[start:]
+                before, after = data[max(0, start - RUN_LIMIT):start], data[start:start + 2 * RUN_LIMIT]
                 left = len(before) - len(before.rstrip(_DIGITS))
-                right = len(after) - len(after.lstrip(_DIGITS))
+                right = _LEADING_DIGITS.match(after).end()  # type: ignore[union-attr]
                 if left + right >= RUN_LIMIT:
                     self._refuse(self._offset + start - left)
             at = marks.find(b"11", at + 1)
-        self._run = len(data) - len(data.rstrip(_DIGITS))
+        tail = data[-RUN_LIMIT:]  # (a longer run at the end was found above)
+        self._run = len(tail) - len(tail.rstrip(_DIGITS))
 
     def _refuse(self, offset: int) -> None:
         raise ExportError(self._file, f"{RUN_LIMIT} or more digits in a row at byte {offset}: no value in an export "
@@ -84,9 +89,9 @@ class LongNumberGuard:
                           "or not an export")
 
 
-# What XML 1.0 cannot carry either: C0 controls but tab, line feed and carriage return; lone surrogates
-# (not characters: a UTF-16 pair cut in two), and the non-characters U+FFFE and U+FFFF.
-_ODD_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# What XML 1.0 cannot carry either: C0 controls but tab, line feed and carriage return. (A lone
+# surrogate escape never gets here: yajl reads a high one as "?", and a low one fails to decode.)
+_ODD_TEXT: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def odd_text(value: object, path: str = "") -> Iterator[tuple[str, str]]:
@@ -94,11 +99,8 @@ def odd_text(value: object, path: str = "") -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         found = _ODD_TEXT.search(value)
         if found is not None:
-            char = ord(found.group())
-            what = ("a lone UTF-16 surrogate, which is not a character (the text was cut in the middle of a "
-                    "pair)" if 0xD800 <= char <= 0xDFFF else "a control character, which XML cannot carry and a "
-                    "page should not show")
-            yield path, f"the text holds U+{char:04X} at character {found.start() + 1}: {what}; remove it in 1C"
+            yield path, (f"the text holds U+{ord(found.group()):04X} at character {found.start() + 1}: a control "
+                         "character, which XML cannot carry and a page should not show; remove it in 1C")
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from odd_text(item, f"{path}.{key}" if path else str(key))

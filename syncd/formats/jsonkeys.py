@@ -5,14 +5,17 @@ key written twice: `{"debt": 1000, "debt": 0}` reads as a debt of 0. The contrac
 once, so such a file must be refused, naming the record and the key. Looking at every key through
 parse events in Python would cost more than the whole build, so the check is a count:
 
-- `KeyCount` counts the keys in the bytes handed to the builder: the colons outside strings (in JSON
-  a colon outside a string always ends a key). A translate keeps only quotes and colons; escaped
-  backslashes and quotes are taken out first, so every quote left opens or closes a string.
+- `KeyCount` bounds the keys in the bytes handed to the builder from above: every key ends with a
+  quote, then optional whitespace, then its colon. All whitespace goes (one translate) and each `":`
+  left is counted: every key once, and besides only a colon that starts a string (after its opening
+  quote, or after an escaped quote `\"` not preceded by another backslash, which are taken back). A
+  colon inside a string otherwise follows another character, such as a datetime's digits.
 - the reader adds up the keys of the dicts it was given (the counterparty, its lastPayment, its
-  payments and documents).
+  payments and documents), never more than the keys in the bytes.
 
-Equal counts: no key was lost. Different counts: a key was lost, or a dict sits where the reader
-does not count (an object inside an unknown key); `duplicate_keys()` then reads the file once more
+Equal counts: no key was lost. Different counts: a key may have been lost, or a string starts with a
+colon, or a dict sits where the reader does not count (an object inside an unknown key);
+`duplicate_keys()` then reads the file once more
 through parse events and names each key written twice in a counterparty, payment, document or
 lastPayment, so a mismatch never becomes a reported problem by itself.
 """
@@ -28,7 +31,7 @@ from ijson.common import JSONError
 from syncd.formats.jsonguard import LongNumberGuard
 from syncd.validate import ByteSource, counterparty_label
 
-_KEEP_QUOTES_AND_COLONS: Final = bytes(c for c in range(256) if c not in b'":')
+_WHITESPACE: Final = b" \t\r\n\v\f"  # \v and \f too: ijson (yajl) takes them for whitespace
 _CHUNK: Final = 1 << 16
 _ITEM: Final = "counterparties.item"
 # The objects of the contract inside a counterparty, by their ijson prefix: what a key twice is called.
@@ -37,42 +40,39 @@ _OWNERS: Final = {_ITEM: "counterparty", _ITEM + ".lastPayment": "lastPayment",
 
 
 class KeyCount:
-    """The keys in JSON bytes fed in pieces, from the start of a value (outside any string)."""
+    """At least as many as the keys in JSON bytes fed in pieces, from the start of a value; as many
+    unless a string starts with a colon (module docstring)."""
 
-    __slots__ = ("_escaped", "_in_string", "keys")
+    __slots__ = ("_last", "keys")
 
     def __init__(self) -> None:
         self.keys = 0
-        self._in_string = False
-        self._escaped = False  # the last piece ended with a backslash that escapes the next byte
+        self._last = 0  # the last byte (whitespace aside) of the last piece
 
     def feed(self, data: bytes) -> None:
         self.keys += self._count(data)
 
     def unfeed_rest(self, rest: bytes) -> None:
-        """Take back the keys of `rest`, the end of the last piece fed, which starts outside any string
-        (after the value ended): they belong to what follows the value."""
+        """Take back the keys of `rest`, the end of the last piece fed, which starts just after the value
+        ended (after a "]", so no `":` spans its start): they belong to what follows the value."""
         self.keys -= KeyCount()._count(rest)
 
     def _count(self, data: bytes) -> int:
-        if self._escaped and data:
-            data = data[1:]
-            self._escaped = False
-        if b"\\" in data:
-            # Left to right, as JSON pairs them: an escaped backslash, then an escaped quote.
-            data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-            if data.endswith(b"\\"):
-                self._escaped = True
-                data = data[:-1]
-        # Dropping a pair of adjacent quotes keeps every later quote an opener or closer as it was.
-        skeleton = data.translate(None, _KEEP_QUOTES_AND_COLONS).replace(b'""', b"")
-        if self._in_string:
-            skeleton = b'"' + skeleton
-        if b'"' not in skeleton:
-            return skeleton.count(b":")
-        parts = skeleton.split(b'"')
-        self._in_string = len(parts) % 2 == 0
-        return b"".join(parts[::2]).count(b":")
+        skeleton = data.translate(None, _WHITESPACE)
+        if not skeleton:
+            return 0
+        count = skeleton.count(b'":')
+        first, last = skeleton[0], self._last
+        if last == 0x22 and first == 0x3A:
+            count += 1  # a quote at the end of the last piece, its colon at the start of this one
+        if 0x5C in skeleton:  # a backslash: `\":` is an escaped quote and a colon, inside a string
+            escaped = skeleton.count(b'\\":')
+            if escaped:
+                count -= escaped - skeleton.count(b'\\\\":')
+                if last == 0x5C and skeleton.startswith(b'\\":'):
+                    count += 1  # the backslash before it, in the last piece, escaped this one
+        self._last = skeleton[-1]
+        return count
 
 
 def built_keys(item: dict[str, object]) -> int:
