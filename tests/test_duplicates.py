@@ -284,3 +284,13 @@ def test_a_datetime_or_a_colon_inside_a_string_is_not_counted() -> None:
     count.feed(b'[{"date": "2026-11-20T12:30:00", "purpose": "\\u0022 \\":\\" a: b", "id" \t\n: "x"}]')
 
     assert count.keys == 3
+
+
+def test_an_object_under_a_key_1c_added_does_not_make_the_file_read_twice(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The contract lets 1C add keys; one holding an object must not send every file to the slow look.
+    looked: list[bool] = []
+    monkeypatch.setattr("syncd.formats.json.duplicate_keys", lambda stream: looked.append(True) or iter(()))
+    content = _json(**{SECOND: f'{SECOND} "contract": {{"number": "Д-1", "terms": [{{"days": 30}}, {{"days": 60}}]}},'})
+
+    assert _problems(tmp_path, "c.json", content) == [] and looked == []

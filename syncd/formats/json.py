@@ -29,6 +29,7 @@ from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 from syncd.errors import ExportError
 from syncd.formats.bytefilter import Cut
 from syncd.formats.jsonguard import LongNumberGuard, odd_text
+from syncd.formats.jsonkeys import COUNTERPARTY_KEYS as _COUNTERPARTY_KEYS
 from syncd.formats.jsonkeys import KeyCount, built_keys, duplicate_keys
 from syncd.formats.jsonsplit import KnownFilter
 from syncd.records import Header
@@ -39,8 +40,6 @@ Opener = Callable[[], AbstractContextManager[tuple[ByteSource, str]]]
 _CHUNK: Final = 1 << 16
 _BOM: Final = b"\xef\xbb\xbf"
 _WHITESPACE: Final = b" \t\r\n"
-_COUNTERPARTY_KEYS: Final = frozenset({"id", "inn", "kpp", "name", "currency", "debt", "payable", "overdueDebt",
-                                       "creditLimit", "lastPayment", "payments", "openDocuments"})
 _SCALARS: Final = frozenset({"string", "number", "boolean", "null"})
 _NEVER: Final = "\x00"  # an items prefix no JSON key path can have: parse and build nothing
 _CUT_SHORT: Final = "the file ends early: it is cut short (still being written, or damaged in transfer)"

@@ -33,6 +33,8 @@ from syncd.validate import ByteSource, counterparty_label
 
 _WHITESPACE: Final = b" \t\r\n\v\f"  # \v and \f too: ijson (yajl) takes them for whitespace
 _CHUNK: Final = 1 << 16
+COUNTERPARTY_KEYS: Final = frozenset({"id", "inn", "kpp", "name", "currency", "debt", "payable", "overdueDebt",
+                                       "creditLimit", "lastPayment", "payments", "openDocuments"})
 _ITEM: Final = "counterparties.item"
 # The objects of the contract inside a counterparty, by their ijson prefix: what a key twice is called.
 _OWNERS: Final = {_ITEM: "counterparty", _ITEM + ".lastPayment": "lastPayment",
@@ -79,6 +81,9 @@ def built_keys(item: dict[str, object]) -> int:
     """The keys of a counterparty ijson built, with those of its lastPayment, payments and documents;
     -1 when one of these is not what it should be (the full look, `duplicate_keys`, then decides)."""
     count = len(item)
+    if not COUNTERPARTY_KEYS.issuperset(item):
+        # An unknown key 1C added may hold an object: its keys are in the bytes too.
+        count += sum(_nested_keys(value) for key, value in item.items() if key not in COUNTERPARTY_KEYS)
     last = item.get("lastPayment")
     if type(last) is dict:
         count += len(last)
@@ -90,6 +95,14 @@ def built_keys(item: dict[str, object]) -> int:
             except TypeError:  # a number or null among them: reported by the checks
                 return -1
     return count
+
+
+def _nested_keys(value: object) -> int:
+    if type(value) is dict:
+        return len(value) + sum(_nested_keys(item) for item in value.values())
+    if type(value) is list:
+        return sum(_nested_keys(item) for item in value)
+    return 0
 
 
 def duplicate_keys(stream: ByteSource) -> Iterator[tuple[str, str]]:
