@@ -274,8 +274,7 @@ class Checker:
 
     @staticmethod
     def _counterparty_label(raw: RawCounterparty) -> str:
-        ident = raw.attrs.get("id")
-        return f"counterparty #{raw.index}" + (f" (id={ident})" if isinstance(ident, str) and ident else "")
+        return counterparty_label(raw.index, raw.attrs.get("id"))
 
     def counterparty_where(self, raw: RawCounterparty) -> str:
         label = self._counterparty_label(raw)
@@ -663,6 +662,13 @@ def _window_start(value: object, zone: tzinfo | None, bitrix_tz: tzinfo) -> date
     if day is not None:
         storable(value, datetime.combine(day, time(0), zone), bitrix_tz)
     return day
+
+
+def counterparty_label(index: int, ident: object) -> str:
+    """"counterparty #3 (id=…)"; an id too long to be one is cut, so that a message stays a line."""
+    if not isinstance(ident, str) or not ident:
+        return f"counterparty #{index}"
+    return f"counterparty #{index} (id={ident if len(ident) <= 40 else ident[:36] + '…'})"
 
 
 def _lower_guid(value: object) -> object:

@@ -149,6 +149,12 @@ def _open_zip_member(raw: IO[bytes], name: str) -> IO[bytes]:
 
 
 def _detect(stream: _Stream, name: str, compression: str | None) -> Dialect:
+    if stream.peek_at_least(2) in (b"\xff\xfe", b"\xfe\xff") or b"\0" in stream.peek_at_least(4):
+        # UTF-16 or UTF-32 (with a byte order mark or without): not what the contract allows, and a
+        # JSON reader or the byte shortcuts would misread it.
+        raise ExportError(name, "the file starts like UTF-16 or UTF-32 text (a UTF-16 byte order mark or a NUL byte), "
+                          "not an export: an export must be UTF-8 (with or without "
+                          "BOM), or XML declaring windows-1251; save it as UTF-8", where="line 1")
     size = 256
     while True:
         head = stream.peek_at_least(size)

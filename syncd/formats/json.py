@@ -28,17 +28,18 @@ from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 
 from syncd.errors import ExportError
 from syncd.formats.bytefilter import Cut
+from syncd.formats.jsonguard import LongNumberGuard, odd_text
+from syncd.formats.jsonkeys import COUNTERPARTY_KEYS as _COUNTERPARTY_KEYS
+from syncd.formats.jsonkeys import KeyCount, built_keys, duplicate_keys
 from syncd.formats.jsonsplit import KnownFilter
 from syncd.records import Header
-from syncd.validate import HEADER_KEYS, ByteSource, Checker, RawCounterparty
+from syncd.validate import HEADER_KEYS, ByteSource, Checker, RawCounterparty, counterparty_label
 
 Opener = Callable[[], AbstractContextManager[tuple[ByteSource, str]]]
 
 _CHUNK: Final = 1 << 16
 _BOM: Final = b"\xef\xbb\xbf"
 _WHITESPACE: Final = b" \t\r\n"
-_COUNTERPARTY_KEYS: Final = frozenset({"id", "inn", "kpp", "name", "currency", "debt", "payable", "overdueDebt",
-                                       "creditLimit", "lastPayment", "payments", "openDocuments"})
 _SCALARS: Final = frozenset({"string", "number", "boolean", "null"})
 _NEVER: Final = "\x00"  # an items prefix no JSON key path can have: parse and build nothing
 _CUT_SHORT: Final = "the file ends early: it is cut short (still being written, or damaged in transfer)"
@@ -54,11 +55,17 @@ class _TopLevel:
         self.closed = False
         self.array_started = False
         self._summary: ObjectBuilder | None = None
+        self._summary_keys: set[str] = set()
         self._depth = 0
 
     def event(self, prefix: str, event: str, value: Any) -> None:
         reader = self.reader
         if self._summary is not None:
+            if event == "map_key" and self._depth == 1:
+                if value in self._summary_keys:
+                    reader.checker.problem(f"the key {value!r} appears twice in summary; each key appears at most "
+                                           "once", where="summary", field=value)
+                self._summary_keys.add(value)
             if event in ("start_map", "start_array"):
                 self._depth += 1
             elif event in ("end_map", "end_array"):
@@ -71,8 +78,9 @@ class _TopLevel:
         if prefix == "":
             if event == "map_key":
                 self.key = value
-                if value in reader.seen_keys and value in HEADER_KEYS | {"counterparties", "summary"}:
-                    reader.checker.problem(f"the key {value!r} appears twice at the top level", field=value)
+                if value in reader.seen_keys:
+                    reader.checker.problem(f"the key {value!r} appears twice at the top level; each key appears "
+                                           "at most once, and which value is meant cannot be told", field=value)
                 reader.seen_keys.add(value)
             elif event == "start_map" and not self.started:
                 self.started = True
@@ -110,7 +118,7 @@ class _TopLevel:
 
 class JsonReader:
     def __init__(self, stream: ByteSource, checker: Checker, reopen: Opener) -> None:
-        self.stream = stream
+        self.stream = stream = LongNumberGuard(stream, checker.file)
         self._read: Callable[[int], bytes] = stream.read  # the filter's, once records() has one
         self.checker = checker
         self.file = checker.file
@@ -124,6 +132,7 @@ class JsonReader:
         self._pickle_buffer = io.BytesIO()
         self._pickler = pickle.Pickler(self._pickle_buffer, 5)
         self._pickler.fast = True  # documented as deprecated, still the C pickler's way to skip the memo
+        self._keys = KeyCount()  # in the bytes of the counterparties array that ijson builds (syncd.formats.jsonkeys)
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -192,7 +201,7 @@ class JsonReader:
             # (syncd.formats.jsonsplit).
             known_filter = KnownFilter(self.stream, self._rest, checker.known)
             self._read, self._rest, cuts = known_filter.read, b"", known_filter.cuts
-        index = 0
+        index = built = 0
         for item in self._items(build=True):
             index += 1
             cut = cuts.popleft() if cuts else None
@@ -204,6 +213,11 @@ class JsonReader:
                 checker.problem(f"{_show_kind(item)} is not a counterparty: expected an object",
                                 where=f"counterparty #{index}")
                 continue
+            keys = built_keys(item)
+            built = -1 if keys < 0 or built < 0 else built + keys
+            if self.stream.escapes:
+                for field, why in odd_text(item):
+                    checker.problem(why, where=counterparty_label(index, item.get("id")), field=field)
             if not _COUNTERPARTY_KEYS.issuperset(item):
                 for key in item:
                     if key not in _COUNTERPARTY_KEYS:
@@ -221,6 +235,16 @@ class JsonReader:
                 checker.match(raw)
             yield raw
         self._trailer()
+        if built != self._keys.keys:
+            self._report_duplicate_keys()
+
+    def _report_duplicate_keys(self) -> None:
+        """Some key ijson read was not among those built: name each key written twice (jsonkeys)."""
+        with self._reopen() as (stream, _):
+            for where, key in duplicate_keys(stream):
+                self.checker.problem(f"the key {key.rsplit('.', 1)[-1]!r} appears twice in this object; each key "
+                                     "appears at most once, and which value is meant cannot be told",
+                                     where=where, field=key)
 
     def _pickled(self, item: object) -> bytes:
         """pickle.dumps(item) without its memo: 6.5 against 10–12 µs a counterparty. ijson's trees
@@ -238,7 +262,7 @@ class JsonReader:
         if type(value) is not list:
             ident = item.get("id")
             self.checker.problem(f"{key} must be an array ([…])", field=key,
-                                 where=f"counterparty #{index}" + (f" (id={ident})" if isinstance(ident, str) else ""))
+                                 where=counterparty_label(index, ident))
             return []
         return value
 
@@ -248,7 +272,10 @@ class JsonReader:
         parser = ijson.items_coro(items, "item" if build else _NEVER, use_float=False)
         chunk = b"[" + self._rest
         done = 0
+        count = self._keys.feed if build else None
         while True:
+            if count is not None:
+                count(chunk)
             pos = 0
             while pos < len(chunk):
                 cut = chunk.find(b"]", pos)
@@ -258,10 +285,12 @@ class JsonReader:
                 except IncompleteJSONError as e:
                     if "trailing garbage" in str(e):
                         self._rest = chunk[pos:]
+                        if count is not None:
+                            self._keys.unfeed_rest(self._rest)
                         yield from items
                         return
                     raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
-                except JSONError as e:
+                except (JSONError, UnicodeDecodeError) as e:
                     raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
                 pos = end
                 if items:
@@ -311,16 +340,21 @@ class JsonReader:
     def _send(self, parser: Any, data: bytes, where: str) -> None:
         try:
             parser.send(data)
-        except JSONError as e:
+        except (JSONError, UnicodeDecodeError) as e:
             raise self._syntax(e, where) from None
 
     def _close(self, parser: Any, where: str) -> None:
         try:
             parser.close()
-        except JSONError as e:
+        except (JSONError, UnicodeDecodeError) as e:
             raise self._syntax(e, where) from None
 
-    def _syntax(self, error: JSONError, where: str) -> ExportError:
+    def _syntax(self, error: JSONError | UnicodeDecodeError, where: str) -> ExportError:
+        if isinstance(error, UnicodeDecodeError):
+            # yajl decodes a \udc00–\udfff escape without a high surrogate before it into bytes that are
+            # not UTF-8, and ijson fails to decode them (a lone high surrogate it reads as "?").
+            return ExportError(self.file, "not valid JSON text: a string holds a \\u escape of a lone UTF-16 "
+                               "surrogate (\\udc00–\\udfff without its pair), which is not a character", where=where)
         raw = error.args[0] if error.args else ""
         # yajl's message is bytes: a first line, then the text around the error and a pointer.
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

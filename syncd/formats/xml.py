@@ -21,12 +21,16 @@ from syncd.formats.bytefilter import Cut
 from syncd.formats.xmlsplit import PLACEHOLDER, KnownFilter
 from syncd.records import Header
 from syncd.validate import (
+    DOCUMENT_KEYS,
     HEADER_KEYS,
+    LAST_PAYMENT_KEYS,
+    PAYMENT_KEYS,
     XML_VALUE_ELEMENTS,
     ByteSource,
     Checker,
     Fields,
     RawCounterparty,
+    counterparty_label,
 )
 
 ROOT: Final = "SettlementsExport"
@@ -41,6 +45,8 @@ _SAFE_PARSER: Final[dict[str, Any]] = {
 }
 _COUNTERPARTY_ATTRS: Final = frozenset({"id", "inn", "kpp", "name", "currency"})
 _VALUE_TAGS: Final = {tag: key for key, tag in XML_VALUE_ELEMENTS.items()}
+_CONTRACT_ELEMENTS: Final = frozenset({ROOT, "Counterparty", "Summary", "LastPayment", "Payments", "Payment",
+                                       "OpenDocuments", "Document", *_VALUE_TAGS})
 _PROLOG_LIMIT: Final = 1 << 20
 _WHITESPACE: Final = b" \t\r\n"
 
@@ -60,7 +66,9 @@ class XmlReader:
         # once records() knows the digests to compare with.
         self._filter = KnownFilter(self._stream)
         self._events = etree.iterparse(
-            self._filter, events=("start", "end"), tag=(ROOT, "Counterparty", "Summary", PLACEHOLDER),
+            # "{*}": in any namespace too, so that a namespaced Counterparty is refused as it ends, not
+            # held in the tree to the end of the file.
+            self._filter, events=("start", "end"), tag=(ROOT, "{*}Counterparty", "{*}Summary", PLACEHOLDER),
             **_SAFE_PARSER,
         )
         first = self._next()
@@ -123,6 +131,9 @@ class XmlReader:
                 for child in root:
                     self._note_stray(child)
                 return
+            elif tag[:1] == "{" and elem.getparent() is root:
+                self._unknown_element(tag, ROOT, elem.sourceline)
+                root.remove(elem)  # reported: not again as a stray
         raise ExportError(self._file, "the file ends before </SettlementsExport>: it is cut short "
                           "(still being written, or damaged in transfer)")
 
@@ -136,7 +147,7 @@ class XmlReader:
     def _note_stray(self, child: Any) -> None:
         tag = child.tag
         if tag != "Counterparty" and tag != "Summary" and tag != PLACEHOLDER and isinstance(tag, str):
-            self._checker.unknown(f"element {tag} in {ROOT}", f"line {child.sourceline}")
+            self._unknown_element(tag, ROOT, child.sourceline)
 
     def _counterparty(self, elem: Any, index: int, cut: Cut | None) -> RawCounterparty:
         checker = self._checker
@@ -164,42 +175,108 @@ class XmlReader:
             for key in elem.keys():  # noqa: SIM118 - iterating an lxml element gives its children
                 if key not in _COUNTERPARTY_ATTRS:
                     checker.unknown(f"attribute {key!r} of Counterparty", f"line {line}")
+        raw, plain = self._children(elem, index)
+        raw.content, raw.digested = content, digested
+        if cut is not None and not plain:
+            raw.digested = None  # its bytes' digest is not stored: the next file compares it in full
+        return raw
+
+    def _children(self, elem: Any, index: int) -> tuple[RawCounterparty, bool]:
+        """The counterparty's fields from its child elements, and whether its shape is the plain one
+        the filter may take ids from once the digest is known (syncd.formats.xmlsplit): nothing but
+        the contract's elements, each once, where the reader walks them."""
+        checker = self._checker
         values: dict[str, object] = {}
         last: Fields | None = None
         payments: list[Any] = []
         documents: list[Any] = []
-        # Whether the shape is the plain one the filter may take ids from once the digest is known
-        # (syncd.formats.xmlsplit): nothing but the contract's elements, where the reader walks them.
+        holders: set[str] = set()
         plain = True
         for child in elem:
             tag = child.tag
             if tag in _VALUE_TAGS:
-                values[_VALUE_TAGS[tag]] = child.text
-                plain = plain and not len(child)
-            elif tag == "Payments":
-                found = child.findall("Payment")
+                key = _VALUE_TAGS[tag]
+                if key in values or len(child) or len(child.attrib):
+                    self._odd_value(elem, child, index, twice=key in values)
+                    plain = False
+                values[key] = child.text
+            elif tag == "Payments" or tag == "OpenDocuments" or tag == "LastPayment":
+                if tag in holders:
+                    self._twice(elem, child, index)
+                holders.add(tag)
+                if tag == "LastPayment":
+                    last = child
+                    if len(child):
+                        self._item_children(elem, index, "LastPayment", LAST_PAYMENT_KEYS, [child], None)
+                        plain = False
+                    continue
+                item_tag, names, items = (("Payment", PAYMENT_KEYS, payments) if tag == "Payments"
+                                          else ("Document", DOCUMENT_KEYS, documents))
+                found = child.findall(item_tag)
                 if len(found) != len(child):
-                    self._note_children(child, "Payment")
-                plain = plain and len(found) == len(child) and not any(len(item) for item in found)
-                payments.extend(found)
-            elif tag == "OpenDocuments":
-                found = child.findall("Document")
-                if len(found) != len(child):
-                    self._note_children(child, "Document")
-                plain = plain and len(found) == len(child) and not any(len(item) for item in found)
-                documents.extend(found)
-            elif tag == "LastPayment":
-                last = child
-                plain = plain and not len(child)
+                    self._note_children(child, item_tag)
+                    plain = False
+                if any(len(item) for item in found):
+                    self._item_children(elem, index, item_tag, names, found, len(items) + 1)
+                    plain = False
+                items.extend(found)
             elif tag in ("Payment", "Document"):
                 holder = "Payments" if tag == "Payment" else "OpenDocuments"
                 checker.problem(f"{tag} must be inside {holder}", where=f"line {child.sourceline}")
             else:
-                checker.unknown(f"element {tag} in Counterparty", f"line {child.sourceline}")
+                self._unknown_element(tag, "Counterparty", child.sourceline)
                 plain = False
-        if cut is not None and not plain:
-            digested = None  # its bytes' digest is not stored: the next file compares it in full
-        return RawCounterparty(index, line, elem, values, last, payments, documents, content, digested)
+        return RawCounterparty(index, elem.sourceline, elem, values, last, payments, documents), plain
+
+    @staticmethod
+    def _where(elem: Any, index: int, line: int) -> str:
+        return f"line {line}, {counterparty_label(index, elem.get('id'))}"
+
+    def _twice(self, elem: Any, child: Any, index: int) -> None:
+        tag = child.tag
+        first = elem.find(tag).sourceline
+        self._checker.problem(
+            f"the element {tag} appears twice (first at line {first}): each element appears at most once in a "
+            "Counterparty, and which one is meant cannot be told", where=self._where(elem, index, child.sourceline),
+            field=tag)
+
+    def _odd_value(self, elem: Any, child: Any, index: int, *, twice: bool) -> None:
+        """A value element that is there twice, holds elements, or has attributes."""
+        checker, tag, line = self._checker, child.tag, child.sourceline
+        if twice:
+            self._twice(elem, child, index)
+        if len(child):
+            checker.problem(f"the element {tag} must hold only its value as text; it holds an element "
+                            f"<{child[0].tag}>, and the text around it cannot be told apart",
+                            where=self._where(elem, index, line), field=tag)
+        for key, value in child.items():
+            if key == "currency":
+                # The counterparty's currency is that of all its amounts: an amount that names another
+                # one would be shown in the wrong currency. One that agrees is only redundant.
+                own = elem.get("currency") or "RUB"
+                if value.strip().upper() != own.strip().upper():
+                    checker.problem(f"the amount says currency {value} but the counterparty's currency is {own}; "
+                                    "all amounts of a counterparty are in its currency (attribute currency of "
+                                    "Counterparty)", where=self._where(elem, index, line), field=tag)
+                    continue
+            checker.unknown(f"attribute {key!r} of {tag}", f"line {line}")
+
+    def _item_children(self, elem: Any, index: int, owner: str, names: frozenset[str], items: list[Any],
+                       first: int | None) -> None:
+        """Child elements of payments, documents (numbered from `first`) or a last payment, whose fields
+        are attributes: one named like a field is a second value beside the attribute, or a value the
+        reader would not see."""
+        label = counterparty_label(index, elem.get("id"))
+        for number, item in enumerate(items, first or 0):
+            for sub in item:
+                if sub.tag not in names:
+                    self._unknown_element(sub.tag, owner, sub.sourceline)
+                    continue
+                what = f"{owner.lower()} #{number} of " if first is not None else ""
+                self._checker.problem(
+                    f"written as a child element of {owner}; in XML the fields of a {owner} are its attributes "
+                    f'({sub.tag}="…")', field=sub.tag,
+                    where=f"line {sub.sourceline}, {what}{label}")
 
     @staticmethod
     def _known_items(elem: Any, raw: RawCounterparty) -> RawCounterparty:
@@ -214,10 +291,22 @@ class XmlReader:
         raw.payments, raw.documents = paid, owed
         return raw
 
+    def _unknown_element(self, tag: str, owner: str, line: int) -> None:
+        """An element the contract does not name: warned about and ignored; but one of the contract's
+        names in a namespace is refused. To XML it is another element, and ignoring, say, every
+        Counterparty of a full export would zero every debt."""
+        namespace, _, local = tag[1:].rpartition("}") if tag.startswith("{") else ("", "", tag)
+        if namespace and local in _CONTRACT_ELEMENTS:
+            self._checker.problem(f"the element {local} has a namespace ({namespace}); the contract's elements have "
+                                  "none, so this is not the element the contract names: remove the xmlns declaration",
+                                  where=f"line {line}")
+        else:
+            self._checker.unknown(f"element {tag} in {owner}", f"line {line}")
+
     def _note_children(self, holder: Any, expected: str) -> None:
         for child in holder:
             if child.tag != expected:
-                self._checker.unknown(f"element {child.tag} in {holder.tag}", f"line {child.sourceline}")
+                self._unknown_element(child.tag, holder.tag, child.sourceline)
 
     def _check_prolog(self) -> None:
         """Refuse DOCTYPE and entity declarations before the parser can expand anything.

@@ -17,7 +17,9 @@ second Counterparty start tag. Such a span, or anything else at the root level b
 comments and processing instructions, ends the filtering: the rest of the file passes through as is.
 A span whose bytes are not well-formed is passed to lxml, which refuses the file, so its digest is
 never stored; a known digest is therefore always that of a well-formed element that was applied.
-The digest covers the file's declared encoding too: the same bytes mean other text in another one.
+The digest covers the file's encoding too: the same bytes mean other text in another one. The filter
+decides it as libxml2 does (a byte order mark first, then a declaration only as the first bytes) and
+steps aside, letting lxml read everything, whenever that is not plain (`_encoding`).
 
 Why the ids are exact. The reader lets the digest of a counterparty's bytes be stored only when its
 shape is plain: the elements the contract names, values as text, payments and documents as empty
@@ -48,7 +50,14 @@ _WHITESPACE: Final = frozenset(b" \t\r\n")
 
 _ATTRS = rb"""((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*"""
 _ROOT_START: Final = re.compile(rb"<SettlementsExport" + _ATTRS + rb">")
-_ENCODING: Final = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_BOM: Final = b"\xef\xbb\xbf"
+# The XML declaration as libxml2 takes it: only as the first bytes of the file (after a UTF-8 BOM).
+_S = rb"[ \t\r\n]"
+_DECLARATION: Final = re.compile(
+    rb"<\?xml" + _S + rb"+version" + _S + rb"*=" + _S + rb"""*(?:"1\.[0-9]+"|'1\.[0-9]+')"""
+    rb"(?:" + _S + rb"+encoding" + _S + rb"*=" + _S + rb"""*(?:"([A-Za-z][\w.-]*)"|'([A-Za-z][\w.-]*)'))?"""
+    rb"(?:" + _S + rb"+standalone" + _S + rb"*=" + _S + rb"""*(?:"(?:yes|no)"|'(?:yes|no)'))?""" + _S + rb"*\?>")
+_UTF8_NAMES: Final = frozenset({b"utf-8", b"utf8"})
 _SPAN_START: Final = re.compile(rb"<Counterparty" + _ATTRS + rb">")
 _ATTR: Final = re.compile(rb"""\s+([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _SPECIAL: Final = re.compile(rb"<[!?]")
@@ -114,8 +123,9 @@ class KnownFilter(ByteFilter):
         while True:
             match = _ROOT_START.search(self._buf, self._pos)
             if match is not None:
-                declared = _ENCODING.search(self._buf, self._pos, match.start())
-                encoding = declared.group(1).lower() if declared else b"utf-8"
+                encoding = _encoding(self._buf[:match.start()])
+                if encoding is None:
+                    return self._give_up()
                 self._prefix = b"xml-bytes\0" + encoding + b"\0"
                 self._state = _ROOT
                 return self._advance(match.end())
@@ -215,6 +225,28 @@ class KnownFilter(ByteFilter):
             return False
         cut.payment_ids, cut.document_keys = ids, keys
         return True
+
+
+def _encoding(prolog: bytes) -> bytes | None:
+    """The encoding libxml2 reads the file in, from the bytes before the root element; None when it
+    is not plain to tell (the filter then steps aside and lxml reads everything).
+
+    libxml2 follows a byte order mark first, then the XML declaration, which counts only as the very
+    first bytes; a processing instruction with an `encoding` pseudo-attribute is not one. A UTF-16 or
+    UTF-32 file (BOM or not) starts with a NUL or a BOM other than UTF-8's."""
+    start = 3 if prolog.startswith(_BOM) else 0
+    if b"\0" in prolog[:4] or prolog[start:start + 1] not in (b"<", b" ", b"\t", b"\r", b"\n"):
+        return None
+    if not prolog.startswith(b"<?xml", start) or prolog[start + 5:start + 6] not in (b" ", b"\t", b"\r", b"\n"):
+        return b"utf-8"  # no declaration: UTF-8 (and a misplaced one is the parser's error)
+    declaration = _DECLARATION.match(prolog, start)
+    if declaration is None:
+        return None
+    label = declaration.group(1) or declaration.group(2)
+    encoding = label.lower() if label else b"utf-8"
+    if start and encoding not in _UTF8_NAMES:
+        return None  # the BOM says UTF-8, the declaration something else: libxml2 follows the BOM
+    return encoding
 
 
 def _text(value: bytes | None) -> str | None:
