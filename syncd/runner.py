@@ -306,7 +306,8 @@ class Runner:
             path.unlink(missing_ok=True)
             raise
         try:
-            header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone)
+            header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone,
+                                 limits=self.cfg.limits)
         except ExportError as exc:
             self._reject(source, state, remote, path, sha, None, str(exc), result, t0)
             return None
@@ -407,7 +408,7 @@ class Runner:
             with (bulk_gc(),
                   self.engine.begin() as conn,
                   open_export(item.path, name=remote.name, source_tz=source_tz,
-                              growing=download.reader if download else None) as export):
+                              growing=download.reader if download else None, limits=self.cfg.limits) as export):
                 # In the writer's transaction, so the index and the writer see the same rows.
                 index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
                 with _records(export.changes(index)) as records:
@@ -460,7 +461,8 @@ class Runner:
             if first.startswith(b"PK"):
                 return None  # a zip's directory is at its end
             head.write_bytes(first)
-            header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone)
+            header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone,
+                                 limits=self.cfg.limits)
         except ExportError:
             return None  # maybe only cut off by the peek: the whole file decides
         finally:
