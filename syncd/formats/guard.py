@@ -34,11 +34,13 @@ from typing import Final
 
 from syncd.limits import Limits, exceeded
 
-# One translate both maps brackets and drops everything but brackets and quotes.
+# One translate both maps brackets and drops everything but brackets, quotes and commas.
 _TO_SQUARE: Final = bytes.maketrans(b"{}", b"[]")
-_NOT_STRUCTURE: Final = bytes(c for c in range(256) if c not in b'"[]{}')
+_NOT_STRUCTURE: Final = bytes(c for c in range(256) if c not in b'"[]{},')
 _STEP: Final = bytes.maketrans(b"[]", b"\x01\xff")  # +1 / -1 as signed bytes
 _STRING: Final = re.compile(rb'"[^"]*"')
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+_ESCAPES_ONE_BY_ONE: Final = 256
 NODE_BYTES: Final = 16  # lxml and ijson spend 100-250 bytes on a node
 
 
@@ -73,7 +75,7 @@ class Guard:
         self.position += len(block)
         limits = self._limits
         if self._json:
-            self._nodes += block.count(b",") + block.count(b"{") + block.count(b"[")
+            self._nesting(block, start)  # counts the nodes too
         else:
             self._nodes += block.count(b"<") + block.count(b"=")
         weight = max(self.position - self._mark, (self._nodes - self._nodes_mark) * NODE_BYTES)
@@ -84,8 +86,6 @@ class Guard:
                            f"counting as at least {NODE_BYTES} bytes)", "max_counterparty_size",
                            limits.max_counterparty_size, None)
         self._values(block, start)
-        if self._json:
-            self._nesting(block, start)
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -118,19 +118,44 @@ class Guard:
             block = block[1:]
             self._escaped = False
         if b"\\" in block:
-            # Left to right, each backslash in a string escapes the next byte: pairs first, then \".
-            block = block.replace(b"\\\\", b"")
-            self._escaped = block.endswith(b"\\")
-            block = block.replace(b'\\"', b"")
+            block = self._unescaped(block)
         skeleton = block.translate(_TO_SQUARE, _NOT_STRUCTURE)
+        self._nodes += skeleton.count(b",") + skeleton.count(b"[")
+        skeleton = skeleton.translate(None, b",")  # commas in strings would keep their quotes apart
         if self._in_string:
             skeleton = b'"' + skeleton
-        self._in_string = skeleton.count(b'"') % 2 == 1
+        quotes = skeleton.count(b'"')
+        self._in_string = quotes % 2 == 1
         if self._in_string:
             skeleton = skeleton[:skeleton.rfind(b'"')]
-        bare = skeleton.replace(b'""', b"")
-        if b'"' in bare:  # a bracket inside a string: pair the quotes properly
-            bare = _STRING.sub(b"", skeleton)
+            quotes -= 1
+        # When every quote pairs with the next one with nothing between, no bracket is inside a string.
+        simple = skeleton.count(b'""') * 2 == quotes
+        self._follow(skeleton.translate(None, b'"') if simple else _STRING.sub(b"", skeleton), start)
+
+    def _unescaped(self, block: bytes) -> bytes:
+        """The block without its escape sequences (a backslash and the byte after it, left to right):
+        what is left of a string holds no quote that does not end it. A real export has a few dozen
+        per MiB (quotes in names), found one by one; a block full of them goes to the pattern."""
+        parts: list[bytes] = []
+        last, end = 0, len(block)
+        at = block.find(b"\\")
+        while at >= 0:
+            if len(parts) == _ESCAPES_ONE_BY_ONE:
+                parts.append(_ESCAPE.sub(b"", block[last:]))
+                self._escaped = parts[-1].endswith(b"\\")
+                return b"".join(parts)
+            parts.append(block[last:at])
+            last = at + 2
+            if last > end:
+                self._escaped = True
+                break
+            at = block.find(b"\\", last)
+        parts.append(block[last:])
+        return b"".join(parts)
+
+    def _follow(self, bare: bytes, start: int) -> None:
+        """The depth after `bare` (the block's brackets outside strings, as [ and ]); refuse past the limit."""
         before, limit = self._depth, self._limits.max_depth
         rest, passes = bare, 0
         while b"[]" in rest and passes <= limit:
