@@ -266,3 +266,20 @@ def test_a_huge_counterparty_after_known_ones_is_refused_with_bounded_memory(
     assert sql(bitrix_db_url, "SELECT COUNT(*) FROM contractor_balance WHERE UF_NAME = 'Huge'") == 0
     assert (inbox / "failed" / second.name).exists()
     assert peak_mb < 200, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_an_expansion_bomb_is_refused_while_it_downloads(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from syncd.formats import open_export
+    from syncd.pipe import Growing
+
+    part = tmp_path / "settlements.json.gz"
+    part.write_bytes((CORPUS / "expansion_bomb.json.gz").read_bytes())
+    growing = Growing()
+    growing.written(part, part.stat().st_size)
+    growing.close(final=part)
+    with pytest.raises(ExportError, match="over the limit max_expansion_ratio = 200"), \
+            open_export(part, name=part.name, source_tz=ZoneInfo("UTC"), growing=growing.reader()) as export:
+        for _ in export.counterparties():
+            pass

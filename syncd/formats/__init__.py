@@ -151,7 +151,7 @@ def _open_source(path: Path, name: str, growing: io.BufferedReader | None = None
             raise ExportError(name, "empty file: 1C may still be writing it, or the export failed")
         compression: str | None = None
         inner: IO[bytes] = cast(IO[bytes], raw)
-        packed: Callable[[], int] | None = raw.tell if raw.seekable() else None
+        packed: Callable[[], int] | None = raw.tell
         if magic[:2] == b"\x1f\x8b":
             compression = "gzip"
             inner = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
