@@ -11,9 +11,9 @@ Python on a normal file.
   counts as at least NODE_BYTES: a tree of tiny nodes weighs 100-250 bytes a node in lxml or
   ijson (measured: 8 MiB of `<a b="" c=""/>` took 385 MB, of `{"":""},` 236 MB). A node is a `<`
   or `=` in XML (an element or attribute; text and attribute values may hold neither unescaped,
-  comments may), a `,`, `{` or `[` in JSON (a value after the first in an array or object, an
-  object, an array; strings may hold them too, which only adds weight). 1C writes one per 20-40
-  bytes, so a real counterparty weighs its size.
+  comments may), a `,` or bracket in JSON (a value after the first in an array or object, an
+  object's or array's start and end; strings may hold them too, which only adds weight). 1C writes
+  one per 20-40 bytes, so a real counterparty weighs its size.
 - Bytes per value: the longest run without a `"` (JSON) or a `<` (XML). A JSON string or number, an
   XML text or attribute value (where `<` may not appear) is inside such a run. A JSON string that
   hides its length behind escaped quotes is bounded by the counterparty limit instead.
@@ -120,11 +120,12 @@ class Guard:
         if b"\\" in block:
             block = self._unescaped(block)
         skeleton = block.translate(_TO_SQUARE, _NOT_STRUCTURE)
-        self._nodes += skeleton.count(b",") + skeleton.count(b"[")
+        quotes = skeleton.count(b'"')
+        self._nodes += len(skeleton) - quotes  # commas and brackets
         skeleton = skeleton.translate(None, b",")  # commas in strings would keep their quotes apart
         if self._in_string:
             skeleton = b'"' + skeleton
-        quotes = skeleton.count(b'"')
+            quotes += 1
         self._in_string = quotes % 2 == 1
         if self._in_string:
             skeleton = skeleton[:skeleton.rfind(b'"')]
