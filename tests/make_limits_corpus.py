@@ -76,6 +76,11 @@ def main() -> None:
                                             *_repeat(_PAYMENT_XML.encode(), 64 * MIB)]))
     _gzip("huge_counterparty_json.json.gz", iter([(_HEAD_JSON + _CP_JSON + '"payments": [').encode(),
                                              *_repeat(_PAYMENT_JSON.encode(), 64 * MIB)]))
+    # Nodes of a few bytes each: lxml and ijson spend 100-250 bytes of memory on every one.
+    _gzip("tiny_nodes_xml.xml.gz", iter([(_HEAD_XML + _CP_XML + "    <Payments>\n").encode(),
+                                         *_repeat(b'<a b="" c=""/>', 32 * MIB)]))
+    _gzip("tiny_nodes_json.json.gz", iter([(_HEAD_JSON + _CP_JSON + '"payments": [').encode(),
+                                           *_repeat(b'{"a": {"": ""}}, ', 32 * MIB)]))
     # Small counterparties by the million (one id, refused at the end as seen twice): each passes every
     # per-counterparty limit, the whole expands to 160 MiB from well under 1 MB.
     bomb = [_HEAD_JSON.encode(), *_repeat(_SMALL_CP_JSON, 160 * MIB)]
