@@ -87,13 +87,16 @@ def test_brackets_inside_strings_neither_count_nor_hide_depth() -> None:
         _scan(hidden, limits)
 
 
-def test_depth_is_followed_exactly_across_any_split_of_the_blocks() -> None:
+@pytest.mark.parametrize(("text", "depth"), [
+    (b'{"x": [{"s": "a\\\\", "t": "q\\"[{", "u": ["\\\\\\"]", {"v": [[["]"]]]}]}], '
+     b'"w": {"k": "\\\\\\\\"}, "z": [[], [[]], {}]}', 8),
+    # More escapes than are matched one by one in a block: the pattern's way.
+    (b'{"a": [' + b'"\\"[\\\\", "\\n]", ' * 300 + b'{"b": [[1]]}]}', 5),
+], ids=["few escapes", "many escapes"])
+def test_depth_is_followed_exactly_across_any_split_of_the_blocks(text: bytes, depth: int) -> None:
     # Escapes, quotes and brackets cut at every place a read may cut them.
-    text = (b'{"x": [{"s": "a\\\\", "t": "q\\"[{", "u": ["\\\\\\"]", {"v": [[["]"]]]}]}], '
-            b'"w": {"k": "\\\\\\\\"}, "z": [[], [[]], {}]}')
     json.loads(text)  # valid: every byte means what JSON says it means
-    depth = _depth_of(text)
-    assert depth == 8
+    assert _depth_of(text) == depth
     rng = random.Random(13)
     for limit, refused in ((depth, False), (depth - 1, True)):
         for _ in range(300):

@@ -34,9 +34,10 @@ from typing import Final
 
 from syncd.limits import Limits, exceeded
 
-# One translate both maps brackets and drops everything but brackets, quotes and commas.
+# One translate both maps brackets and drops everything but brackets, quotes, commas and backslashes.
 _TO_SQUARE: Final = bytes.maketrans(b"{}", b"[]")
-_NOT_STRUCTURE: Final = bytes(c for c in range(256) if c not in b'"[]{},')
+_KEPT: Final = frozenset(b'"[]{},\\')
+_NOT_STRUCTURE: Final = bytes(c for c in range(256) if c not in _KEPT)
 _STEP: Final = bytes.maketrans(b"[]", b"\x01\xff")  # +1 / -1 as signed bytes
 _STRING: Final = re.compile(rb'"[^"]*"')
 _ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
@@ -114,12 +115,14 @@ class Guard:
     # -- JSON nesting -----------------------------------------------------------------------------
 
     def _nesting(self, block: bytes, start: int) -> None:
-        if self._escaped:
-            block = block[1:]
-            self._escaped = False
-        if b"\\" in block:
-            block = self._unescaped(block)
         skeleton = block.translate(_TO_SQUARE, _NOT_STRUCTURE)
+        first = 0
+        if self._escaped:  # the last block ended in a backslash: this one's first byte is escaped
+            self._escaped, first = False, 1
+            if block[0] in _KEPT:
+                skeleton = skeleton[1:]
+        if b"\\" in skeleton:
+            skeleton = self._unescaped(block, skeleton, first)
         quotes = skeleton.count(b'"')
         self._nodes += len(skeleton) - quotes  # commas and brackets
         skeleton = skeleton.translate(None, b",")  # commas in strings would keep their quotes apart
@@ -134,25 +137,28 @@ class Guard:
         simple = skeleton.count(b'""') * 2 == quotes
         self._follow(skeleton.translate(None, b'"') if simple else _STRING.sub(b"", skeleton), start)
 
-    def _unescaped(self, block: bytes) -> bytes:
-        """The block without its escape sequences (a backslash and the byte after it, left to right):
-        what is left of a string holds no quote that does not end it. A real export has a few dozen
-        per MiB (quotes in names), found one by one; a block full of them goes to the pattern."""
+    def _unescaped(self, block: bytes, skeleton: bytes, first: int) -> bytes:
+        """The skeleton without the escape sequences of the block (a backslash and the byte after it,
+        left to right), so that no quote is left in a string but those that end it. A real export has a
+        few dozen per MiB (quotes in names), matched one by one in the block and the skeleton; a block
+        full of them goes to the pattern."""
+        if skeleton.count(b"\\") > _ESCAPES_ONE_BY_ONE:
+            text = _ESCAPE.sub(b"", block[first:])
+            self._escaped = text.endswith(b"\\")
+            return text.translate(_TO_SQUARE, _NOT_STRUCTURE)[:-1 if self._escaped else None]
         parts: list[bytes] = []
-        last, end = 0, len(block)
-        at = block.find(b"\\")
+        kept = 0  # how much of the skeleton is decided
+        at = block.find(b"\\", first)
         while at >= 0:
-            if len(parts) == _ESCAPES_ONE_BY_ONE:
-                parts.append(_ESCAPE.sub(b"", block[last:]))
-                self._escaped = parts[-1].endswith(b"\\")
-                return b"".join(parts)
-            parts.append(block[last:at])
-            last = at + 2
-            if last > end:
+            mark = skeleton.find(b"\\", kept)  # the same backslash: each escape's is in the skeleton, in order
+            parts.append(skeleton[kept:mark])
+            if at + 1 == len(block):
                 self._escaped = True
+                kept = mark + 1
                 break
-            at = block.find(b"\\", last)
-        parts.append(block[last:])
+            kept = mark + (2 if block[at + 1] in _KEPT else 1)  # the escaped byte went into the skeleton
+            at = block.find(b"\\", at + 2)
+        parts.append(skeleton[kept:])
         return b"".join(parts)
 
     def _follow(self, bare: bytes, start: int) -> None:
