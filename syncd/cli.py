@@ -28,6 +28,7 @@ from syncd.errors import (
     SyncdError,
     exit_code_for,
 )
+from syncd.limits import Limits
 from syncd.memory import limit_malloc_arenas
 
 if TYPE_CHECKING:
@@ -525,13 +526,31 @@ def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
             f"unknown time zone {value!r} (use a tz database name such as Europe/Moscow)") from None
 
 
+def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Limits:
+    from syncd.limits import parse_limit
+
+    values: dict[str, int] = {}
+    for item in value:
+        key, sep, text = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected KEY=VALUE")
+            values[key.strip()] = parse_limit(key.strip(), int(text) if text.strip().isdigit() else text.strip())
+        except ValueError as exc:
+            raise click.BadParameter(f"{item!r}: {exc}") from None
+    return Limits(**values)
+
+
 @cli.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--timezone", "source_tz", default="Europe/Moscow", show_default=True, callback=_zone,
               metavar="ZONE", help="Time zone of the 1C infobase: datetimes without an offset are read in it.")
 @click.option("--bitrix-timezone", "bitrix_tz", default="Europe/Moscow", show_default=True, callback=_zone,
               metavar="ZONE", help="Time zone of the Bitrix site (bitrix.timezone): every datetime must convert to it.")
-def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo) -> None:
+@click.option("--limit", "limits", multiple=True, callback=_limits, metavar="KEY=VALUE",
+              help="Raise or lower one of the [limits] (e.g. --limit max_counterparty_size=32MiB); "
+                   "the defaults are those of config.example.toml.")
+def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits) -> None:
     """Check export files against format v1, offline (no configuration, no database).
 
     Prints every problem (file, line or record, field, what is wrong) and, per file, what it
@@ -546,7 +565,7 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo) 
 
     bad = 0
     for path in files:
-        report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz)
+        report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz, limits=limits)
         click.echo(format_report(report))
         bad += not report.ok
     if len(files) > 1:

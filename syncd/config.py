@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.errors import ConfigError
+from syncd.limits import Limits, parse_limit
 
 ENV_CONFIG = "SYNCD_CONFIG"
 
@@ -120,6 +121,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     path: Path | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 # ---------------------------------------------------------------- value parsers
@@ -388,8 +390,18 @@ def _metrics(s: _Section) -> MetricsConfig:
     return MetricsConfig(listen=listen)
 
 
+def _limits(s: _Section) -> Limits:
+    values: dict[str, int] = {}
+    for key in s.data:
+        try:
+            values[key] = parse_limit(key, s.data[key])
+        except ValueError as exc:
+            raise ConfigError(f"limits.{key}: {exc}") from None
+    return Limits(**values)
+
+
 def from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Config:
-    sections = {"source", "database", "bitrix", "state", "schedule", "metrics"}
+    sections = {"source", "database", "bitrix", "state", "schedule", "metrics", "limits"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (expected one of {', '.join(sorted(sections))})")
@@ -404,6 +416,7 @@ def from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Config:
         schedule=_schedule(_Section("schedule", data.get("schedule", {}))),
         metrics=_metrics(_Section("metrics", data.get("metrics", {}))),
         path=path,
+        limits=_limits(_Section("limits", data.get("limits", {}))),
     )
 
 

@@ -81,6 +81,9 @@ class _Follower(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        return self._offset  # how much of a compressed download was used (syncd.formats: the expansion ratio)
+
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         path, size = self._growing._wait(self._offset)
         if self._offset >= size:

@@ -315,7 +315,7 @@ class Runner:
             raise
         try:
             header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone,
-                                 bitrix_tz=self.cfg.bitrix.timezone)
+                                 bitrix_tz=self.cfg.bitrix.timezone, limits=self.cfg.limits)
         except ExportError as exc:
             self._reject(source, state, remote, path, sha, None, str(exc), result, t0)
             return None
@@ -429,7 +429,8 @@ class Runner:
             with (bulk_gc(),
                   self.engine.begin() as conn,
                   open_export(item.path, name=remote.name, source_tz=source_tz, bitrix_tz=options.bitrix_tz,
-                              growing=download.reader if download else None, capacity=self.capacity) as export):
+                              growing=download.reader if download else None, capacity=self.capacity,
+                              limits=self.cfg.limits) as export):
                 # In the writer's transaction, so the index and the writer see the same rows.
                 index = digest_index(conn, self.blocks, export.header, self.linker, options, source_tz)
                 with _records(export.changes(index)) as records:
@@ -514,7 +515,7 @@ class Runner:
                 return None  # a zip's directory is at its end
             statedir.write_private(head, first, "writing", state.root)
             header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone,
-                                 bitrix_tz=self.cfg.bitrix.timezone)
+                                 bitrix_tz=self.cfg.bitrix.timezone, limits=self.cfg.limits)
         except ExportError:
             return None  # maybe only cut off by the peek: the whole file decides
         finally:

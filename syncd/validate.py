@@ -27,6 +27,8 @@ from typing import Any, Final, Literal, Protocol, cast
 
 from syncd.errors import ExportError
 from syncd.idspill import HashSpill
+from syncd.limits import DEFAULT as DEFAULT_LIMITS
+from syncd.limits import Limits
 from syncd.records import Counterparty, Document, Header, LastPayment, Payment, Summary, Unchanged
 from syncd.values import (
     non_negative,
@@ -62,6 +64,10 @@ class ByteSource(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
     def peek_at_least(self, size: int, /) -> bytes: ...
+
+    def counterparty_done(self, count: int = 1, /) -> None:
+        """The reader read the header (its first call) or `count` more counterparties, and holds none
+        of them any more (syncd.formats.guard)."""
 
 _ZERO: Final = Decimal("0.00")
 # A file where every payment is bad would otherwise produce millions of lines (and as many strings).
@@ -704,7 +710,8 @@ class Report:
         return not self.problems
 
 
-def check_file(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None) -> Report:
+def check_file(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None,
+               limits: Limits = DEFAULT_LIMITS) -> Report:
     """Read the whole file and record every problem instead of stopping at the first one."""
     # syncd.formats builds on this module, so it is imported when it is needed.
     from syncd.formats import scan_export
@@ -712,8 +719,8 @@ def check_file(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | 
     report = Report(file=name)
     checker: Checker | None = None
     try:
-        with scan_export(path, name=name, source_tz=source_tz, bitrix_tz=bitrix_tz) as (checker, header, records,
-                                                                                     rescan):
+        with scan_export(path, name=name, source_tz=source_tz, bitrix_tz=bitrix_tz,
+                         limits=limits) as (checker, header, records, rescan):
             report.header = header
             for _ in records:
                 pass

@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import IO, Final, Protocol, cast
 
 from syncd.errors import ExportError
+from syncd.formats.guard import Guard
 from syncd.formats.json import JsonReader
 from syncd.formats.xml import XmlReader
+from syncd.limits import DEFAULT, Limits, exceeded
 from syncd.records import Counterparty, Header, Unchanged
 from syncd.validate import Capacity, Checker, Dialect, KnownDigests, RawCounterparty, changes_of, records_of
 
@@ -40,6 +42,7 @@ __all__ = ["Export", "open_export", "read_header"]
 _BOM: Final = b"\xef\xbb\xbf"
 _READ_BUFFER: Final = 1 << 20
 _WHITESPACE: Final = b" \t\r\n"
+_RATIO_FROM: Final = 16 << 20  # below this many expanded bytes the ratio says nothing (a tiny file packs well)
 
 
 class _Stream:
@@ -49,10 +52,15 @@ class _Stream:
     here so that no parser sees a zlib or zip exception (lxml and ijson pass ours through).
     """
 
-    def __init__(self, inner: IO[bytes], file: str, compression: str | None) -> None:
+    def __init__(self, inner: IO[bytes], file: str, compression: str | None, limits: Limits = DEFAULT,
+                 packed: Callable[[], int] | None = None) -> None:
         self._inner = inner
         self._file = file
         self._compression = compression
+        self._limits = limits
+        self._packed = packed  # compressed bytes consumed so far
+        self.expanded = 0
+        self.guard = Guard(file, limits, "")  # set to the file's dialect once it is known
         self._head = b""
         self._offset = 0  # how much of _head has been read
         self.at_eof = False
@@ -70,7 +78,25 @@ class _Stream:
         if not data and size:
             self.at_eof = True
         self.newlines += data.count(b"\n")
+        if self._compression:
+            self.expanded += len(data)
+            self._check_expansion()
         return data
+
+    def _check_expansion(self) -> None:
+        limits, expanded = self._limits, self.expanded
+        if expanded > limits.max_expanded_size:
+            raise exceeded(self._file, f"the {self._compression} data expands to more than "
+                           f"{expanded:,} bytes", "max_expanded_size", limits.max_expanded_size, None)
+        if expanded > _RATIO_FROM and self._packed is not None:
+            packed = max(1, self._packed())
+            if expanded > packed * limits.max_expansion_ratio:
+                raise exceeded(self._file, f"the {self._compression} data expands {expanded // packed} times "
+                               f"({packed:,} bytes to {expanded:,} so far)", "max_expansion_ratio",
+                               limits.max_expansion_ratio, None)
+
+    def counterparty_done(self, count: int = 1) -> None:
+        self.guard.counterparty_done(count)
 
     def peek_at_least(self, size: int) -> bytes:
         """The first `size` bytes (fewer only at the end of the file), without consuming them."""
@@ -88,13 +114,16 @@ class _Stream:
             self._offset = end
             if self._offset == len(self._head):
                 self._head, self._offset = b"", 0
-            return chunk
-        if size < 0:
+        elif size < 0:
             parts = []
             while data := self._raw_read(1 << 20):
+                self.guard.scan(data)
                 parts.append(data)
             return b"".join(parts)
-        return self._raw_read(size)
+        else:
+            chunk = self._raw_read(size)
+        self.guard.scan(chunk)
+        return chunk
 
 
 Opener = Callable[[], AbstractContextManager[tuple[_Stream, Dialect]]]
@@ -107,7 +136,8 @@ class _Reader(Protocol):
 
 
 @contextmanager
-def _open_source(path: Path, name: str, growing: io.BufferedReader | None = None) -> Iterator[tuple[_Stream, Dialect]]:
+def _open_source(path: Path, name: str, growing: io.BufferedReader | None = None,
+                 limits: Limits = DEFAULT) -> Iterator[tuple[_Stream, Dialect]]:
     """The decompressed stream and the format its first byte says."""
     with ExitStack() as stack:
         try:
@@ -122,6 +152,7 @@ def _open_source(path: Path, name: str, growing: io.BufferedReader | None = None
             raise ExportError(name, "empty file: 1C may still be writing it, or the export failed")
         compression: str | None = None
         inner: IO[bytes] = cast(IO[bytes], raw)
+        packed: Callable[[], int] | None = raw.tell
         if magic[:2] == b"\x1f\x8b":
             compression = "gzip"
             inner = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
@@ -129,12 +160,19 @@ def _open_source(path: Path, name: str, growing: io.BufferedReader | None = None
             if growing is not None:  # the central directory is at the end: a zip cannot be read as it comes
                 raise ValueError("a zip export cannot be read while it downloads")
             compression = "zip"
-            inner = stack.enter_context(_open_zip_member(inner, name))
-        stream = _Stream(inner, name, compression)
-        yield stream, _detect(stream, name, compression)
+            member, offset = _open_zip_member(inner, name)
+            inner = stack.enter_context(member)
+            # The member reads ahead up to a read's worth of compressed bytes, kept in its decompressor.
+            packed = lambda: raw.tell() - offset - len(getattr(getattr(member, "_decompressor", None),  # noqa: E731
+                                                               "unconsumed_tail", b""))
+        stream = _Stream(inner, name, compression, limits, packed)
+        kind = _detect(stream, name, compression)
+        stream.guard = Guard(name, limits, kind)
+        yield stream, kind
 
 
-def _open_zip_member(raw: IO[bytes], name: str) -> IO[bytes]:
+def _open_zip_member(raw: IO[bytes], name: str) -> tuple[IO[bytes], int]:
+    """The one member's bytes, and where in the archive its compressed data begins (for the ratio)."""
     try:
         archive = zipfile.ZipFile(raw)
         members = [info for info in archive.infolist() if not info.is_dir()]
@@ -142,7 +180,7 @@ def _open_zip_member(raw: IO[bytes], name: str) -> IO[bytes]:
             listed = ", ".join(info.filename for info in members[:5]) or "nothing"
             raise ExportError(name, f"a zip export must hold exactly one file; this one holds {len(members)} "
                               f"({listed})")
-        return archive.open(members[0])
+        return archive.open(members[0]), members[0].header_offset
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, ValueError) as e:
         # RuntimeError: encrypted member; NotImplementedError: an unsupported compression method.
         raise ExportError(name, f"cannot read the zip archive: {e}") from None
@@ -182,28 +220,29 @@ def _reader(kind: Dialect, stream: _Stream, checker: Checker, reopen: Opener) ->
     return JsonReader(stream, checker, reopen)
 
 
-def _rescanner(path: Path, name: str, source_tz: tzinfo) -> Callable[[], Iterator[RawCounterparty]]:
+def _rescanner(path: Path, name: str, source_tz: tzinfo, limits: Limits) -> Callable[[], Iterator[RawCounterparty]]:
     """A fresh pass over the file, for naming ids that the first pass saw twice."""
 
     def rescan() -> Iterator[RawCounterparty]:
-        with (_open_source(path, name) as (stream, kind),
+        with (_open_source(path, name, limits=limits) as (stream, kind),
               closing(Checker(name, source_tz, dialect=kind, strict=False, quiet=True)) as quiet):
-            reader = _reader(kind, stream, quiet, lambda: _open_source(path, name))
+            reader = _reader(kind, stream, quiet, lambda: _open_source(path, name, limits=limits))
             reader.header()
             yield from reader.records()
 
     return rescan
 
 
-def read_header(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None) -> Header:
+def read_header(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None,
+                limits: Limits = DEFAULT) -> Header:
     """The export's header; raises ExportError if the file is not a valid export's beginning.
 
     For XML and for JSON whose header keys come first (as 1C writes them) this reads a few
     kilobytes; JSON with header keys after the counterparties is scanned to the end.
     """
-    with (_open_source(path, name) as (stream, kind),
+    with (_open_source(path, name, limits=limits) as (stream, kind),
           closing(Checker(name, source_tz, dialect=kind, strict=True, bitrix_tz=bitrix_tz)) as checker):
-        header = _reader(kind, stream, checker, lambda: _open_source(path, name)).header()
+        header = _reader(kind, stream, checker, lambda: _open_source(path, name, limits=limits)).header()
         assert header is not None  # a strict checker raises instead
         return header
 
@@ -240,7 +279,8 @@ class Export:
 
 @contextmanager
 def open_export(path: Path, *, name: str, source_tz: tzinfo, growing: io.BufferedReader | None = None,
-                capacity: Capacity | None = None, bitrix_tz: tzinfo | None = None) -> Iterator[Export]:
+                capacity: Capacity | None = None, bitrix_tz: tzinfo | None = None,
+                limits: Limits = DEFAULT) -> Iterator[Export]:
     """Open an export for streaming; every problem raises ExportError (see the module docstring).
 
     `growing`: the file's bytes as they download (syncd.pipe), read instead of `path`; `path` must
@@ -248,13 +288,13 @@ def open_export(path: Path, *, name: str, source_tz: tzinfo, growing: io.Buffere
     `capacity`: what the database's columns hold; a value they cannot store is a problem too.
     """
     # The checker's id hashes spill to a temporary file, released here on success, error or early exit.
-    with (_open_source(path, name, growing) as (stream, kind),
+    with (_open_source(path, name, growing, limits) as (stream, kind),
           closing(Checker(name, source_tz, dialect=kind, strict=True, capacity=capacity,
                           bitrix_tz=bitrix_tz)) as checker):
-        reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
+        reader = _reader(kind, stream, checker, lambda: _open_source(path, name, limits=limits))
         header = reader.header()
         assert header is not None  # a strict checker raises instead
-        rescan = _rescanner(path, name, source_tz)
+        rescan = _rescanner(path, name, source_tz, limits)
         yield Export(header, checker, reader.records(), lambda: checker.finish(rescan))
 
 
@@ -262,10 +302,12 @@ Scan = tuple[Checker, "Header | None", Iterator[Counterparty], Callable[[], Iter
 
 
 @contextmanager
-def scan_export(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None) -> Iterator[Scan]:
+def scan_export(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None,
+                limits: Limits = DEFAULT) -> Iterator[Scan]:
     """For syncd.validate.check_file: like open_export, but the checker records problems and goes on."""
-    with (_open_source(path, name) as (stream, kind),
+    with (_open_source(path, name, limits=limits) as (stream, kind),
           closing(Checker(name, source_tz, dialect=kind, strict=False, totals=True, bitrix_tz=bitrix_tz)) as checker):
-        reader = _reader(kind, stream, checker, lambda: _open_source(path, name))
-        yield checker, reader.header(), records_of(checker, reader.records()), _rescanner(path, name, source_tz)
+        reader = _reader(kind, stream, checker, lambda: _open_source(path, name, limits=limits))
+        yield (checker, reader.header(), records_of(checker, reader.records()),
+               _rescanner(path, name, source_tz, limits))
 

@@ -37,7 +37,9 @@ from syncd.validate import HEADER_KEYS, ByteSource, Checker, RawCounterparty, co
 
 Opener = Callable[[], AbstractContextManager[tuple[ByteSource, str]]]
 
-_CHUNK: Final = 1 << 16
+# ijson is fed 1 MiB at a time: yajl copies a token that spans reads again on every read, so a long
+# value cost ~10x more in 64 KiB reads (tests/test_limits.py has the figures).
+_CHUNK: Final = 1 << 20
 _BOM: Final = b"\xef\xbb\xbf"
 _WHITESPACE: Final = b" \t\r\n"
 _SCALARS: Final = frozenset({"string", "number", "boolean", "null"})
@@ -174,6 +176,7 @@ class JsonReader:
                 del events[:]
             self._rest = chunk[pos:]
         self._array = top.array_started
+        self.stream.counterparty_done()  # the header is read
 
     def _scan_for_late_header(self) -> None:
         with (closing(Checker(self.file, self.checker.source_tz, dialect="json", strict=False, quiet=True)) as quiet,
@@ -294,9 +297,12 @@ class JsonReader:
                     raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
                 pos = end
                 if items:
+                    self.stream.counterparty_done(len(items))
                     yield from items
                     done += len(items)
                     del items[:]
+            if not build:
+                self.stream.counterparty_done()  # nothing is built: no counterparty is held
             chunk = self._read(_CHUNK)
             if not chunk:
                 # The array or the object around it is not closed: the file is cut short.

@@ -11,6 +11,7 @@ children are deleted, so the tree never holds more than one counterparty.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -49,6 +50,8 @@ _CONTRACT_ELEMENTS: Final = frozenset({ROOT, "Counterparty", "Summary", "LastPay
                                        "OpenDocuments", "Document", *_VALUE_TAGS})
 _PROLOG_LIMIT: Final = 1 << 20
 _WHITESPACE: Final = b" \t\r\n"
+_HUGE: Final = re.compile(r",? *(?:use|try) XML_PARSE_HUGE(?: option)?")
+_DONE: Final = frozenset({"Counterparty", PLACEHOLDER})
 
 
 class XmlReader:
@@ -76,6 +79,7 @@ class XmlReader:
             raise ExportError(self._file, f"the root element must be {ROOT} without a namespace",
                               where="line 1")
         root = self._root = first[1]
+        self._stream.counterparty_done()  # the header is read
         where = f"line {root.sourceline}"
         for key in root.keys():  # noqa: SIM118 - iterating an lxml element gives its children
             if key not in HEADER_KEYS:
@@ -107,6 +111,8 @@ class XmlReader:
             if event != "end":
                 continue
             tag = elem.tag
+            if tag in _DONE:
+                self._stream.counterparty_done()
             if tag == PLACEHOLDER and cuts:
                 index += 1
                 yield cuts.popleft().known_raw(index, elem.sourceline)
@@ -383,6 +389,11 @@ def _syntax_error(file: str, error: etree.ParseError, stream: ByteSource) -> Exp
     cut = message.rfind(", line ")
     if cut > 0:
         message = message[:cut]
+    huge = _HUGE.search(message)
+    if huge is not None:
+        # Its advice (XML_PARSE_HUGE) is for programmers; syncd keeps huge_tree off on purpose.
+        message = (message[:huge.start()] + ": past a limit of libxml2 that syncd keeps on (lxml's huge_tree "
+                   "stays off); real exports stay far below it (they nest 4 elements deep), so the file is refused")
     # libxml2 words a cut-off file in many ways; what they share is an error on the file's last line.
     if stream.at_eof and line and line >= stream.newlines:
         message += " (the file ends here: it is cut short, still being written or damaged in transfer)"
