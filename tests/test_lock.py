@@ -82,7 +82,7 @@ def test_sqlite_has_no_named_lock(tmp_path: Path) -> None:
     cfg = config(f"sqlite:///{tmp_path / 'demo.db'}", tmp_path)
     with RunLock(cfg) as lock:
         lock.verify()  # nothing to check on SQLite
-        with pytest.raises(LockedError):
+        with pytest.raises(LockedError, match=f"another syncd run holds .*syncd.lock .*pid {os.getpid()}"):
             RunLock(cfg).acquire()  # the file lock still works
 
 

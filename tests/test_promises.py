@@ -8,16 +8,14 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import create_engine, text
 
 from tests.exports import counterparty, guid, json_export, xml_export
-from tests.ops_helpers import env, imports, sql, syncd, wait_for, write_config
+from tests.ops_helpers import env, imports, row_locked, sql, syncd, wait_for, waiting_for_row_lock, write_config
 from tests.rig.sshd import SshServer
 
 BROKEN = b"<SettlementsExport formatVersion='1'>broken"
@@ -59,7 +57,8 @@ def test_applied_goes_to_processed_with_an_applied_row(config: Path, bitrix_db_u
     sshd.put(remote_dir / "settlements_1.xml", export(2))
     done = run(config)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("applied    settlements_1.xml  [full, as of 2026-11-25 10:00:00]  balance +2 ~0 =0 -0")
+    assert done.stdout.startswith(
+        "applied    settlements_1.xml  [full, as of 2026-11-25 10:00:00]  balance +2 ~0 =0 -0")
     assert ledger_rows(bitrix_db_url) == [("settlements_1.xml", "applied")]
     assert not (remote_dir / "settlements_1.xml").exists() and (remote_dir / "processed" / "settlements_1.xml").exists()
     assert debts(bitrix_db_url) == {guid(1): 1000.0, guid(2): 1000.0}
@@ -91,7 +90,8 @@ def test_superseded_changes_nothing_and_goes_to_processed(config: Path, bitrix_d
                                                           sshd: SshServer) -> None:
     sshd.put(remote_dir / "settlements_2.xml", export(2, "2026-11-25T12:00:00"))
     assert run(config).returncode == 0
-    sshd.put(remote_dir / "settlements_1.xml", xml_export([counterparty(1, debt="5.00"), counterparty(2)]))  # older, full
+    older = xml_export([counterparty(1, debt="5.00"), counterparty(2)])  # a full export, older
+    sshd.put(remote_dir / "settlements_1.xml", older)
 
     done = run(config)
 
@@ -136,11 +136,13 @@ def test_rejected_goes_to_failed_with_a_copy_and_reason(config: Path, bitrix_db_
     assert done.returncode == 4, done.stdout + done.stderr
     assert done.stdout.startswith("rejected   settlements_1.xml")
     # Names the file, the line and record, and the field.
-    assert "settlements_1.xml: line 6, counterparty #2 (id=" + guid(2) + '): field Debt: "abc" is not an amount' in done.stdout
+    where = f'settlements_1.xml: line 6, counterparty #2 (id={guid(2)}): field Debt: "abc" is not an amount'
+    assert where in done.stdout
     assert ledger_rows(bitrix_db_url) == [("settlements_1.xml", "rejected")]
     assert (remote_dir / "failed" / "settlements_1.xml").exists() and not (remote_dir / "settlements_1.xml").exists()
     [copy] = [p for p in (tmp_path / "state" / "rejected").iterdir() if not p.name.endswith(".reason.txt")]
-    assert copy.name.endswith("_settlements_1.xml") and copy.read_bytes() == (remote_dir / "failed" / "settlements_1.xml").read_bytes()
+    assert copy.name.endswith("_settlements_1.xml")
+    assert copy.read_bytes() == (remote_dir / "failed" / "settlements_1.xml").read_bytes()
     reason = copy.with_name(copy.name + ".reason.txt").read_text()
     assert "settlements_1.xml: line 6, counterparty #2" in reason and "field Debt" in reason
     assert debts(bitrix_db_url) == {}
@@ -204,9 +206,8 @@ def test_guard_boundary_at_max_missing_ratio(bitrix_db_url: str, sshd: SshServer
     if expect == 0:
         assert len(zeroed) == missing
     else:
-        pct = f"{missing}%" if ratio is None else f"{missing}%"
         limit = "20%" if ratio is None else "10%"
-        assert f"{missing} of 100 counterparties ({pct}, more than max_missing_ratio {limit})" in done.stdout
+        assert f"{missing} of 100 counterparties ({missing}%, more than max_missing_ratio {limit})" in done.stdout
         assert zeroed == []
 
 
@@ -264,9 +265,9 @@ def test_any_summary_mismatch_refuses_the_file(tmp_path: Path, what: str, delta:
         data = data.replace(old.encode(), f'{what}="{right[what] + delta}"'.encode())
     else:
         summary = data.rindex(b'"summary"')
-        old = f'"{what}": {right[what]}'.encode()
-        assert old in data[summary:]
-        data = data[:summary] + data[summary:].replace(old, f'"{what}": {right[what] + delta}'.encode())
+        key = f'"{what}": {right[what]}'.encode()
+        assert key in data[summary:]
+        data = data[:summary] + data[summary:].replace(key, f'"{what}": {right[what] + delta}'.encode())
     path = tmp_path / f"s.{fmt}"
     path.write_bytes(data)
 
@@ -306,25 +307,6 @@ def test_if_stale_counts_only_a_run_that_succeeded(config: Path, bitrix_db_url: 
 # ---------------------------------------------------------------- the lock, checked again right before each commit
 
 
-@contextmanager
-def row_locked(db_url: str, xml_id: str) -> Iterator[Connection]:
-    """Another session holds counterparty `xml_id`'s balance row: a run that writes it waits here."""
-    engine = create_engine(db_url)
-    conn = engine.connect()
-    try:
-        conn.execute(text("SELECT ID FROM contractor_balance WHERE UF_CONTRACTOR_XML_ID = :g FOR UPDATE"),
-                     {"g": xml_id})
-        yield conn
-    finally:
-        conn.rollback()
-        conn.close()
-        engine.dispose()
-
-
-def waiting_for_row_lock(db_url: str) -> bool:
-    return bool(sql(db_url, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"))
-
-
 def test_a_lock_taken_by_another_runner_mid_run_stops_the_commit(config: Path, bitrix_db_url: str,
                                                                    remote_dir: Path, sshd: SshServer) -> None:
     sshd.put(remote_dir / "settlements_1.xml", export(2))
@@ -342,6 +324,7 @@ def test_a_lock_taken_by_another_runner_mid_run_stops_the_commit(config: Path, b
             assert proc.poll() is None, proc.communicate()
             # Another runner (another host) takes the named lock once the run's lock connection drops.
             holder = thief.execute(text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar()
+            assert holder is not None
             thief.execute(text(f"KILL CONNECTION {int(holder)}"))
             assert thief.execute(text("SELECT GET_LOCK(:n, 10)"), {"n": name}).scalar() == 1
         out, err = proc.communicate(timeout=120)

@@ -32,16 +32,17 @@ class Target:
     path: str
     functions: tuple[str, ...]  # the definitions that hold promises; () = the whole module
     tests: tuple[str, ...]
+    select: str = ""  # pytest -k: the tests of those files that reach the definitions
 
 
 TARGETS = {
     "runner": Target(
         "syncd/runner.py",
-        ("exit_code", "count", "run", "_handle", "_record_applied", "_done_before", "_reject"),
+        ("exit_code", "count", "_handle", "_done_before"),
         ("tests/test_exit_codes.py", "tests/test_promises.py", "tests/test_apply.py", "tests/test_cli_run.py")),
     "guard": Target(
-        "syncd/bitrix/hlblock.py", ("_apply", "_apply_missing", "_delete_ids"),
-        ("tests/test_promises.py", "tests/test_apply.py")),
+        "syncd/bitrix/hlblock.py", ("_apply_missing",),
+        ("tests/test_promises.py", "tests/test_apply.py"), "guard or missing or held or approve or empty"),
     "validate": Target(
         "syncd/validate.py", ("finish", "set_summary"),
         ("tests/test_validate.py", "tests/test_cli_validate.py", "tests/test_corpus.py", "tests/test_promises.py")),
@@ -77,6 +78,8 @@ def copy_tree(dest: Path) -> None:
 def write_config(src: Path, out: Path, name: str, target: Target, tests: tuple[str, ...]) -> Path:
     cmd = (f"{BIN / 'python'} -m pytest -x -q -p no:cacheprovider --timeout 180 "
            + " ".join(t for t in tests if (src / t).exists()))
+    if target.select:
+        cmd += f" -k '{target.select}'"
     config = out / f"{name}.toml"
     config.write_text(
         "[cosmic-ray]\n"
@@ -122,19 +125,22 @@ def report(session: Path, src: Path, target: Target) -> str:
 
 
 def run_target(name: str, target: Target, src: Path, out: Path, tests: tuple[str, ...],
-               survivors_of: Path | None) -> str:
+               survivors_of: Path | None, resume: bool) -> str:
     config = write_config(src, out, name, target, tests)
     session = out / f"{name}.sqlite"
-    session.unlink(missing_ok=True)
-    if survivors_of is not None:
+    if resume and session.exists():
+        skip_outside(session, target)  # the targets may have narrowed since
+    elif survivors_of is not None:
         # The same mutants as an earlier run of the same source: only its survivors run again (a test
         # added since can only kill more), the rest keep their result.
+        session.unlink(missing_ok=True)
         shutil.copy(survivors_of / f"{name}.sqlite", session)
         db = sqlite3.connect(session)
         with db:
             db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
         db.close()
     else:
+        session.unlink(missing_ok=True)
         subprocess.run([BIN / "cosmic-ray", "init", config, session], cwd=src, check=True)
         skip_outside(session, target)
     subprocess.run([BIN / "cosmic-ray", "exec", config, session], cwd=src, check=True)
@@ -148,6 +154,7 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"of: {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--tests", nargs="*", help="test files for every module instead of TARGETS' own")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutate")
+    parser.add_argument("--resume", action="store_true", help="go on with DIR's unfinished sessions")
     parser.add_argument("--rerun-survivors", type=Path, metavar="DIR",
                         help="start from DIR's sessions (same source) and run only their surviving mutants")
     args = parser.parse_args()
@@ -163,7 +170,7 @@ def main() -> None:
         for name in args.modules or list(TARGETS):
             target = TARGETS[name]
             text = run_target(name, target, src, out, tuple(args.tests) if args.tests else target.tests,
-                              args.rerun_survivors)
+                              args.rerun_survivors, args.resume)
             print(text, end="", flush=True)
 
 
