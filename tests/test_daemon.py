@@ -174,8 +174,9 @@ def test_a_hung_run_is_cut_and_the_daemon_goes_on(
     db_url: str, mariadb: MariaDB, sshd: SshServer, remote_dir: Path, tmp_path: Path
 ) -> None:
     prepare_database(db_url)
+    port = free_port()
     config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state",
-                          schedule={**FAST, "run_timeout": "2s"})
+                          schedule={**FAST, "run_timeout": "2s"}, metrics={"listen": f"127.0.0.1:{port}"})
     blocker = create_engine(db_url).connect()
     try:
         # Another session holds the balance table: the apply waits for it (lock_wait_timeout is a year).
@@ -187,6 +188,9 @@ def test_a_hung_run_is_cut_and_the_daemon_goes_on(
             assert any("cutting a run that exceeded run_timeout" in m for m in d.received())
             blocker.execute(text("UNLOCK TABLES"))
             wait_for("the export applied once the table is free", lambda: applied_names(db_url), timeout=20)
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            cut = [float(line.split()[1]) for line in body.splitlines() if line.startswith("syncd_runs_cut_total ")]
+            assert cut == [d.text().count("run cut after 2s (schedule.run_timeout)")] and cut[0] >= 1, body
             d.proc.send_signal(signal.SIGTERM)
             assert d.proc.wait(timeout=10) == 0
     finally:

@@ -435,3 +435,70 @@ def test_check_unknown_for_a_bad_duration(config: Path, flag: str) -> None:
     code, line = check(config, flag, "soon")
     assert code == 3 and line.startswith("SYNCD UNKNOWN - "), line
     assert "soon" in line
+
+
+# ---------------------------------------------------------------- written for mutants that survived (docs/testing.md)
+
+
+def test_a_large_duplicate_is_not_downloaded_and_has_an_empty_sha256(config: Path, bitrix_db_url: str,
+                                                                      remote_dir: Path, sshd: SshServer) -> None:
+    big = xml_export([counterparty(i, payments=3) for i in range(1, 2001)], export_id=guid(7, 3))
+    assert len(big) > 1 << 20  # over 1 MiB: read only to its header first
+    sshd.put(remote_dir / "settlements_1.xml", big)
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_1_again.xml", big)
+
+    done = run(config)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("duplicate  settlements_1_again.xml")
+    [again] = [r for r in imports(bitrix_db_url) if r["file_name"] == "settlements_1_again.xml"]
+    assert (again["status"], again["sha256"]) == ("duplicate", "")
+    assert (remote_dir / "processed" / "settlements_1_again.xml").exists()
+
+
+@pytest.mark.parametrize("on_missing", ["keep", "delete", "zero"])
+def test_an_empty_full_export_is_held_whatever_on_missing_says(bitrix_db_url: str, sshd: SshServer,
+                                                               remote_dir: Path, tmp_path: Path,
+                                                               on_missing: str) -> None:
+    config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, bitrix_db_url, tmp_path / "state",
+                          bitrix={"on_missing": on_missing})
+    sshd.put(remote_dir / "settlements_1.xml", export(3))
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_2.xml", export(0, "2026-11-25T11:00:00"))
+    done = run(config)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "lists no counterparty while the site knows 3" in done.stdout
+
+
+@pytest.mark.parametrize(("on_missing", "missing", "expect"), [("delete", 20, 0), ("delete", 21, 5)])
+def test_the_guard_holds_deletions_too(bitrix_db_url: str, sshd: SshServer, remote_dir: Path, tmp_path: Path,
+                                       on_missing: str, missing: int, expect: int) -> None:
+    config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, bitrix_db_url, tmp_path / "state",
+                          bitrix={"on_missing": on_missing})
+    sshd.put(remote_dir / "settlements_1.xml", export(100))
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_2.xml", export(100 - missing, "2026-11-25T11:00:00", first=missing + 1))
+    done = run(config)
+    assert done.returncode == expect, done.stdout + done.stderr
+    assert len(debts(bitrix_db_url)) == (100 - missing if expect == 0 else 100)
+
+
+def test_the_counts_of_a_full_export_show_the_documents_it_took_away(config: Path, remote_dir: Path,
+                                                                       sshd: SshServer) -> None:
+    cps = [counterparty(i, documents=2 if i == 1 else 0) for i in range(1, 11)]
+    sshd.put(remote_dir / "settlements_1.xml", xml_export(cps))
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_2.xml", xml_export(cps[1:], generated_at="2026-11-25T11:00:00"))
+    done = run(config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "balance +0 ~1 =9 -0, payments +0 ~0 =0 -0, documents +0 ~0 =0 -2" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5"])
+def test_a_summary_count_that_is_not_a_count_refuses_the_file(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "s.xml"
+    path.write_bytes(xml_export([counterparty(1)]).replace(b'counterparties="1"', f'counterparties="{value}"'.encode()))
+    done = syncd("validate", path)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "field counterparties" in done.stdout and "Traceback" not in done.stderr

@@ -149,6 +149,19 @@ def run_target(name: str, target: Target, src: Path, out: Path, tests: tuple[str
     return text
 
 
+def verify(session: Path, job: str, tests: list[str], out: Path) -> bool:
+    """Apply one mutant (by job id prefix) of `session` to a fresh copy and run `tests`: True when killed."""
+    db = sqlite3.connect(session)
+    [(diff,)] = db.execute("SELECT diff FROM work_results WHERE job_id LIKE ?", (job + "%",)).fetchall()
+    db.close()
+    src = out / "verify"
+    copy_tree(src)
+    patch = diff.split("--- mutation diff ---", 1)[-1].lstrip("\n")
+    subprocess.run(["patch", "-p1", "--quiet"], input=patch.encode(), cwd=src, check=True)
+    done = subprocess.run([BIN / "python", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=src)
+    return done.returncode != 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"of: {', '.join(TARGETS)} (default: all)")
@@ -157,8 +170,14 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="go on with DIR's unfinished sessions")
     parser.add_argument("--rerun-survivors", type=Path, metavar="DIR",
                         help="start from DIR's sessions (same source) and run only their surviving mutants")
+    parser.add_argument("--verify", nargs=2, metavar=("SESSION", "JOB"),
+                        help="apply one mutant of SESSION to a fresh copy and run --tests against it")
     args = parser.parse_args()
     out: Path = args.out.resolve()
+    if args.verify:
+        killed = verify(Path(args.verify[0]).resolve(), args.verify[1], args.tests or [], out)
+        print(f"{args.verify[1]}: {'killed' if killed else 'SURVIVED'} by {' '.join(args.tests or [])}")
+        sys.exit(0 if killed else 1)
     src = out / "src"
     out.mkdir(parents=True, exist_ok=True)
     copy_tree(src)
