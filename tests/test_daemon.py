@@ -137,9 +137,9 @@ def test_daemon_applies_reloads_serves_metrics_and_stops(
         assert metrics['syncd_files_total{outcome="applied"}'] == 1
         assert metrics['syncd_rows_total{action="inserted",block="balance"}'] == 2
         assert metrics["syncd_up"] == 1
-        assert time.time() - metrics["syncd_last_success_timestamp_seconds"] < 30
+        assert 0 <= time.time() - metrics["syncd_last_success_timestamp_seconds"] < 300
         as_of = datetime(2026, 11, 25, 7, 0, tzinfo=UTC).timestamp()
-        assert abs(metrics["syncd_data_age_seconds"] - (time.time() - as_of)) < 30
+        assert abs(metrics["syncd_data_age_seconds"] - (time.time() - as_of)) < 300
 
         # A broken configuration is refused; the running one keeps working.
         good = config.read_text()

@@ -388,7 +388,7 @@ def test_silent_server_times_out(sshd: SshServer, remote_dir: Path) -> None:
             sshd, remote_dir, port=mute.getsockname()[1], connect_timeout=timedelta(seconds=1)
         ):
             pass
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20  # the 1 s connect_timeout, not the default 30 s
 
 
 def test_server_dying_mid_run(own_sshd: SshServer, tmp_path: Path) -> None:
@@ -402,7 +402,7 @@ def test_server_dying_mid_run(own_sshd: SshServer, tmp_path: Path) -> None:
             src.fetch(f, tmp_path / "export.xml")
         with pytest.raises(SourceError, match="not connected"):
             src.list()
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 20  # at once, not after io_timeout (60 s)
 
 
 def test_hung_server_times_out_on_listing(own_sshd: SshServer) -> None:
@@ -413,7 +413,7 @@ def test_hung_server_times_out_on_listing(own_sshd: SshServer) -> None:
             started = time.monotonic()
             with pytest.raises(SourceError, match="no answer within io_timeout=1s"):
                 src.list()
-            assert time.monotonic() - started < 4
+            assert time.monotonic() - started < 30  # the 1 s io_timeout, not the default 60 s
 
 
 def freeze_when_download_starts(server: SshServer, folder: Path, done: threading.Event) -> threading.Thread:
@@ -484,7 +484,7 @@ def test_download_deadline_when_no_channel_timeout_fires(
         finally:
             watcher.join()
         assert froze.is_set(), "the download finished before the server could be frozen"
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # the 1 s deadline, not io_timeout (60 s)
         with pytest.raises(SourceError, match="not connected"):
             src.list()
     assert list(tmp_path.iterdir()) == []

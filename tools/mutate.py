@@ -46,8 +46,10 @@ TARGETS = {
     "validate": Target(
         "syncd/validate.py", ("finish", "set_summary"),
         ("tests/test_validate.py", "tests/test_cli_validate.py", "tests/test_corpus.py", "tests/test_promises.py")),
-    "lock": Target("syncd/lock.py", (), ("tests/test_lock.py", "tests/test_promises.py", "tests/test_exit_codes.py")),
-    "status": Target("syncd/status.py", (), ("tests/test_promises.py", "tests/test_run_ops.py")),
+    "lock": Target("syncd/lock.py", (), ("tests/test_lock.py", "tests/test_promises.py", "tests/test_exit_codes.py"),
+                   "lock or runner or exit_8"),
+    "status": Target("syncd/status.py", ("check", "succeeded_within", "last_success", "applied_age", "data_age"),
+                     ("tests/test_promises.py", "tests/test_run_ops.py"), "check or stale or metric"),
 }
 
 # Operators kept: those that change what a run decides. Left out: binary operators other than + - * /
