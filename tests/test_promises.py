@@ -502,3 +502,45 @@ def test_a_summary_count_that_is_not_a_count_refuses_the_file(tmp_path: Path, va
     done = syncd("validate", path)
     assert done.returncode == 4, done.stdout + done.stderr
     assert "field counterparties" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_row_newer_than_a_full_export_is_not_taken_away_by_it(config: Path, bitrix_db_url: str,
+                                                                 remote_dir: Path, sshd: SshServer) -> None:
+    sshd.put(remote_dir / "settlements_1.xml", export(10, "2026-11-25T10:00:00"))
+    sshd.put(remote_dir / "settlements_3.xml", xml_export([counterparty(11, debt="77.00")], mode="delta",
+                                                          generated_at="2026-11-25T12:00:00"))
+    assert run(config).returncode == 0
+    # A full export older than the delta: counterparty 11 is newer than it, so not "missing" from it.
+    sshd.put(remote_dir / "settlements_2.xml", export(10, "2026-11-25T11:00:00"))
+    done = run(config)
+    assert done.returncode == 0 and done.stdout.startswith("applied    settlements_2.xml"), done.stdout
+    assert debts(bitrix_db_url)[guid(11)] == 77.0
+
+
+def test_keep_keeps_even_an_approved_empty_export(bitrix_db_url: str, sshd: SshServer, remote_dir: Path,
+                                                  tmp_path: Path) -> None:
+    config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, bitrix_db_url, tmp_path / "state",
+                          bitrix={"on_missing": "keep"})
+    sshd.put(remote_dir / "settlements_1.xml", export(3))
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_2.xml", export(0, "2026-11-25T11:00:00"))
+    done = run(config, "--approve", "settlements_2.xml")
+    assert done.returncode == 0 and done.stdout.startswith("applied    settlements_2.xml"), done.stdout
+    assert set(debts(bitrix_db_url).values()) == {1000.0}
+
+
+def test_a_missing_counterparty_already_at_zero_is_confirmed_as_of_the_export(config: Path, bitrix_db_url: str,
+                                                                              remote_dir: Path,
+                                                                              sshd: SshServer) -> None:
+    cps = [counterparty(1, debt="0")] + [counterparty(i) for i in range(2, 11)]
+    sshd.put(remote_dir / "settlements_1.xml", xml_export(cps))
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_2.xml", xml_export(cps[1:], generated_at="2026-11-25T11:00:00"))
+    done = run(config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "balance +0 ~0 =10 -0" in done.stdout, done.stdout
+    engine = create_engine(bitrix_db_url)
+    with engine.connect() as conn:
+        stamps = dict(conn.execute(text("SELECT UF_CONTRACTOR_XML_ID, UF_UPDATED_AT FROM contractor_balance")).all())
+    engine.dispose()
+    assert stamps[guid(1)] == stamps[guid(2)] == datetime(2026, 11, 25, 11, 0)

@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"of: {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--tests", nargs="*", help="test files for every module instead of TARGETS' own")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutate")
+    parser.add_argument("--tests-from", metavar="REV",
+                        help="the tests/ folder of git revision REV instead of the work tree's (a score 'before')")
     parser.add_argument("--resume", action="store_true", help="go on with DIR's unfinished sessions")
     parser.add_argument("--rerun-survivors", type=Path, metavar="DIR",
                         help="start from DIR's sessions (same source) and run only their surviving mutants")
@@ -183,6 +185,11 @@ def main() -> None:
     src = out / "src"
     out.mkdir(parents=True, exist_ok=True)
     copy_tree(src)
+    if args.tests_from:
+        shutil.rmtree(src / "tests")
+        archive = subprocess.run(["git", "archive", args.tests_from, "tests"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x"], input=archive, cwd=src, check=True)
     sys.path.insert(0, str(src))
     from tests.rig.mariadb import running_mariadb
 
