@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from syncd import config as config_mod
+from syncd.lock import LockedError, RunLock
 from tests.exports import counterparty, guid, xml_export
 from tests.ops_helpers import (
     env,
@@ -249,28 +251,48 @@ def _balance_debts(db_url: str) -> dict[str, float]:
         engine.dispose()
 
 
-def _second_file_waits_on_a_locked_row(db_url: str, sshd: SshServer, remote_dir: Path) -> None:
-    sshd.put(remote_dir / "settlements_2.xml",
-             xml_export([counterparty(1, debt="5.00"), counterparty(2)], generated_at="2026-11-25T11:00:00"))
-    wait_for("the run waiting on the locked row", lambda: waiting_for_row_lock(db_url), timeout=60)
+def _between_runs(config: Path) -> RunLock:
+    """The run lock, taken between two of the daemon's runs: no run starts while the test holds it."""
+    cfg = config_mod.load(config)
+
+    def take() -> RunLock | None:
+        try:
+            return RunLock(cfg).acquire()
+        except LockedError:
+            return None
+
+    return wait_for("a moment between two runs", take)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("grace", [None, 2.0])
+@pytest.mark.parametrize("streamed", [False, True])
 def test_sigterm_while_a_file_is_written(db_url: str, sshd: SshServer, remote_dir: Path, tmp_path: Path,
-                                         grace: float | None) -> None:
+                                         grace: float | None, streamed: bool) -> None:
     """README: SIGTERM lets the current file finish (up to 30 s); after that it is cut and rolls back. Exit 0.
 
     The file's write waits on a row another session holds; SIGTERM comes while it waits. With the real
     grace the row is freed after the signal and the file finishes; with a grace of 2 s (a test hook) the row
-    stays held past it, and the file must roll back."""
+    stays held past it, and the file must roll back. `streamed`: a large file waits behind it, to be applied
+    while it downloads (not downloaded yet when the stop comes); it stays on the source for the next start."""
     prepare_database(db_url)
     config = write_config(tmp_path / "syncd.toml", sshd, remote_dir, db_url, tmp_path / "state",
-                          schedule={**FAST, "interval": "1s"})
+                          schedule={**FAST, "interval": "1s"}, source={"apply_while_downloading": streamed})
     sshd.put(remote_dir / "settlements_1.xml", xml_export([counterparty(1), counterparty(2)]))
     with daemon(config, tmp_path, grace=grace) as d:
         wait_for("the first export applied", lambda: applied_names(db_url) == ["settlements_1.xml"])
         with row_locked(db_url, guid(1)):
-            _second_file_waits_on_a_locked_row(db_url, sshd, remote_dir)
+            lock = _between_runs(config)  # both files reach the daemon's next run together
+            try:
+                if streamed:
+                    large = xml_export([counterparty(i, payments=3) for i in range(1, 2001)],
+                                       generated_at="2026-11-25T12:00:00")
+                    assert len(large) > 1 << 20
+                    sshd.put(remote_dir / "settlements_3.xml", large)
+                sshd.put(remote_dir / "settlements_2.xml", xml_export(
+                    [counterparty(1, debt="5.00"), counterparty(2)], generated_at="2026-11-25T11:00:00"))
+            finally:
+                lock.release()
+            wait_for("the run waiting on the locked row", lambda: waiting_for_row_lock(db_url), timeout=60)
             d.proc.send_signal(signal.SIGTERM)
             d.wait_log("stopping: no new files are taken")
             if grace is not None:
@@ -283,6 +305,8 @@ def test_sigterm_while_a_file_is_written(db_url: str, sshd: SshServer, remote_di
         assert _balance_debts(db_url) == {guid(1): 5.0, guid(2): 1000.0}
         assert (remote_dir / "processed" / "settlements_2.xml").exists()
         assert "cutting the current run" not in d.text()
+        if streamed:
+            assert (remote_dir / "settlements_3.xml").exists()  # the stop came first: not taken
     else:
         d.wait_log("cutting the current run: it did not finish within 2s of the stop request")
         assert applied_names(db_url) == ["settlements_1.xml"]

@@ -89,3 +89,29 @@ def test_sqlite_has_no_named_lock(tmp_path: Path) -> None:
 def test_long_database_names_fit_mysql_limit() -> None:
     assert lock_name("bitrix") == "syncd:bitrix"
     assert len(lock_name("x" * 64)) <= 64
+
+
+def test_every_database_name_gives_a_lock_name_mysql_takes() -> None:
+    for n in range(1, 80):
+        name = lock_name("x" * n)
+        assert len(name) <= 64, n
+        assert name == f"syncd:{'x' * n}" if n <= 58 else name.startswith("syncd:"), n
+
+
+@pytest.mark.parametrize("other_takes_it", [False, True])
+def test_verify_notices_a_lock_released_on_a_live_connection(db_url: str, tmp_path: Path,
+                                                             other_takes_it: bool) -> None:
+    lock = RunLock(config(db_url, tmp_path)).acquire()
+    engine = create_engine(db_url)
+    try:
+        conn = lock.db._conn
+        assert conn is not None
+        conn.execute(text("DO RELEASE_LOCK(:n)"), {"n": lock.db.name})  # the connection itself stays up
+        with engine.connect() as other:
+            if other_takes_it:
+                assert other.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": lock.db.name}).scalar() == 1
+            with pytest.raises(LockedError, match=r"lost the database lock .*nothing more is applied in this run"):
+                lock.verify()
+    finally:
+        engine.dispose()
+        lock.release()

@@ -45,6 +45,19 @@ def debts(db_url: str) -> dict[str, float]:
         engine.dispose()
 
 
+def seconds_shown(line: str, done_within: float) -> float:
+    """The `(0.31s)` at the end of a file's line: how long that file took, so at most the whole run."""
+    took = float(line.rsplit("(", 1)[1].removesuffix("s)"))
+    assert 0 <= took <= done_within, line
+    return took
+
+
+def timed(config: Path, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    t0 = time.monotonic()
+    done = run(config, *args)
+    return done, time.monotonic() - t0
+
+
 def ledger_rows(db_url: str) -> list[tuple[str, str]]:
     return [(r["file_name"], r["status"]) for r in imports(db_url)]
 
@@ -55,8 +68,9 @@ def ledger_rows(db_url: str) -> list[tuple[str, str]]:
 def test_applied_goes_to_processed_with_an_applied_row(config: Path, bitrix_db_url: str, remote_dir: Path,
                                                        sshd: SshServer, tmp_path: Path) -> None:
     sshd.put(remote_dir / "settlements_1.xml", export(2))
-    done = run(config)
+    done, wall = timed(config)
     assert done.returncode == 0, done.stdout + done.stderr
+    seconds_shown(done.stdout.splitlines()[0], wall)
     assert done.stdout.startswith(
         "applied    settlements_1.xml  [full, as of 2026-11-25 10:00:00]  balance +2 ~0 =0 -0")
     assert ledger_rows(bitrix_db_url) == [("settlements_1.xml", "applied")]
@@ -117,10 +131,11 @@ def test_held_stays_on_the_source_with_a_held_row(config: Path, bitrix_db_url: s
     assert run(config).returncode == 0
     sshd.put(remote_dir / "settlements_2.xml", export(1, "2026-11-25T11:00:00", export_id=guid(9, 3)))
 
-    done = run(config)
+    done, wall = timed(config)
 
     assert done.returncode == 5, done.stdout + done.stderr
     assert done.stdout.startswith("held       settlements_2.xml")
+    seconds_shown(done.stdout.splitlines()[0], wall)
     assert f"syncd run-once --approve {guid(9, 3)}" in done.stdout
     assert ledger_rows(bitrix_db_url) == [("settlements_1.xml", "applied"), ("settlements_2.xml", "held")]
     assert (remote_dir / "settlements_2.xml").exists() and not (remote_dir / "processed" / "settlements_2.xml").exists()
@@ -131,7 +146,8 @@ def test_rejected_goes_to_failed_with_a_copy_and_reason(config: Path, bitrix_db_
                                                         sshd: SshServer, tmp_path: Path) -> None:
     sshd.put(remote_dir / "settlements_1.xml", xml_export([counterparty(1), counterparty(2, debt="abc")]))
 
-    done = run(config)
+    done, wall = timed(config)
+    seconds_shown(done.stdout.splitlines()[0], wall)
 
     assert done.returncode == 4, done.stdout + done.stderr
     assert done.stdout.startswith("rejected   settlements_1.xml")
