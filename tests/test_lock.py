@@ -23,7 +23,7 @@ def config(db_url: str, state: Path) -> Config:
 
 def test_second_lock_is_refused_and_says_who_holds_it(db_url: str, tmp_path: Path) -> None:
     cfg = config(db_url, tmp_path)
-    with RunLock(cfg), pytest.raises(LockedError, match=f"pid {os.getpid()} on "):
+    with RunLock(cfg), pytest.raises(LockedError, match=rf"syncd\.lock \(pid {os.getpid()} on [^ ]+ since \d{{4}}-"):
         RunLock(cfg).acquire()
     with RunLock(cfg):  # released: free again
         pass
@@ -33,7 +33,8 @@ def test_database_lock_stops_another_host(db_url: str, tmp_path: Path) -> None:
     # Two state folders stand for two hosts: only GET_LOCK is shared.
     first = RunLock(config(db_url, tmp_path / "a")).acquire()
     try:
-        with pytest.raises(LockedError, match=r"database lock 'syncd:t_\d+_\d+' \(database connection \d+"):
+        with pytest.raises(LockedError,
+                           match=r"database lock 'syncd:t_\d+_\d+' \(database connection \d+ from [\w.:-]+\)"):
             RunLock(config(db_url, tmp_path / "b")).acquire()
         assert not (tmp_path / "b" / "syncd.lock").read_text()  # the file lock it took was let go
     finally:
@@ -115,3 +116,9 @@ def test_verify_notices_a_lock_released_on_a_live_connection(db_url: str, tmp_pa
     finally:
         engine.dispose()
         lock.release()
+
+
+def test_a_state_dir_that_does_not_exist_yet_is_made(db_url: str, tmp_path: Path) -> None:
+    state = tmp_path / "var" / "lib" / "syncd" / "shop1"
+    with RunLock(config(db_url, state)):
+        assert (state / "syncd.lock").read_text().startswith(f"pid {os.getpid()} on ")
