@@ -233,3 +233,20 @@ def test_4_wins_over_5_a_file_rejected_and_one_held(config: Path, sshd: SshServe
     assert done.returncode == 4, done.stdout + done.stderr
     lines = sorted(line.split()[0] for line in done.stdout.splitlines()[:-1])
     assert lines == ["held", "rejected"]
+
+
+def test_exit_7_a_database_error_while_applying_leaves_the_file_for_the_next_run(
+        config: Path, sshd: SshServer, remote_dir: Path, bitrix_db_url: str) -> None:
+    engine = create_engine(bitrix_db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse_rows BEFORE INSERT ON contractor_balance FOR EACH ROW "
+                          "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no rows today'"))
+    engine.dispose()
+    sshd.put(remote_dir / "settlements_1.xml", ten())
+
+    done = run(config)
+
+    assert done.returncode == 7, done.stdout + done.stderr
+    assert "applying settlements_1.xml failed, nothing was changed: " in done.stderr
+    assert "no rows today" in done.stderr
+    assert (remote_dir / "settlements_1.xml").exists() and imports(bitrix_db_url) == []
