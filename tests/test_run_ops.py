@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +100,7 @@ def test_check_states(config: Path, db_url: str, sshd: SshServer, remote_dir: Pa
     set_age(late, 2 * 3600)
     code, line = check(config, "--max-wait", "1h")
     assert code == 1 and "1 complete file(s) waiting on the source for over 60m" in line, line
+    assert re.search(r"\(oldest 2h0\dm\)", line), line  # the file's age, 2 h (and the seconds this test took)
     assert "files_waiting=1" in line
 
     # Too long since the last apply: CRITICAL.
