@@ -560,3 +560,23 @@ def test_a_missing_counterparty_already_at_zero_is_confirmed_as_of_the_export(co
         stamps = dict(conn.execute(text("SELECT UF_CONTRACTOR_XML_ID, UF_UPDATED_AT FROM contractor_balance")).all())
     engine.dispose()
     assert stamps[guid(1)] == stamps[guid(2)] == datetime(2026, 11, 25, 11, 0)
+
+
+def test_a_full_export_as_old_as_the_newest_applied_is_not_superseded(config: Path, bitrix_db_url: str,
+                                                                       remote_dir: Path, sshd: SshServer) -> None:
+    sshd.put(remote_dir / "settlements_1.xml", export(2))
+    assert run(config).returncode == 0
+    # Another export of the same moment (a second 1C job): not older, so it applies.
+    sshd.put(remote_dir / "settlements_1b.xml", xml_export([counterparty(1, debt="5.00"), counterparty(2)]))
+    done = run(config)
+    assert done.returncode == 0 and done.stdout.startswith("applied    settlements_1b.xml"), done.stdout
+    assert debts(bitrix_db_url)[guid(1)] == 5.0
+
+
+def test_check_ok_while_a_complete_file_waits_less_than_max_wait(config: Path, remote_dir: Path,
+                                                                 sshd: SshServer) -> None:
+    sshd.put(remote_dir / "settlements_1.xml", export(1))
+    assert run(config).returncode == 0
+    sshd.put(remote_dir / "settlements_2.xml", export(1, "2026-11-25T11:00:00"), age=600)  # complete, 10 min
+    code, line = check(config, "--max-age", "1d", "--max-wait", "1h")
+    assert code == 0 and "files_waiting=1" in line, line
