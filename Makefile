@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench system-deps clean
+.PHONY: demo test lint typecheck bench mutate system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Mutation testing of the promise-holding code (docs/testing.md); hours on 2 cores, not part of `make test`.
+mutate: system-deps $(STAMP)
+	$(BIN)/pip install -q 'cosmic-ray>=8.4,<9'
+	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-state

@@ -213,6 +213,7 @@ class Runner:
 
     def run(self) -> RunResult:
         result = RunResult(started=ledger.utcnow())
+        relink_failed: DatabaseError | None = None
         try:
             self._check_database()
             # One load of the links per run: the relink and every file use the same ones.
@@ -223,7 +224,6 @@ class Runner:
             # Before the files: they are written with the current links, so a relink needed after a
             # link change only has to reach the rows already there (on a first load: none). If it
             # fails, the files are still applied and the run reports the failure; the next run retries.
-            relink_failed: DatabaseError | None = None
             try:
                 result.links = self._refresh_links(state)
             except DatabaseError as exc:
@@ -259,7 +259,8 @@ class Runner:
             if relink_failed is not None:
                 result.error = relink_failed
         except SyncdError as exc:
-            result.error = exc
+            # README: the first of 7, 6, 4, 5 wins; a failed relink (7) outranks a source failure after it.
+            result.error = relink_failed if relink_failed is not None and isinstance(exc, SourceError) else exc
         except OperationalError as exc:
             result.error = DatabaseError(f"database {safe_url(self.engine)}: {db_reason(exc)}")
         finally:

@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, select, text
+from sqlalchemy import Connection, Table, create_engine, select, text
 
 from syncd import ledger
 from syncd.bitrix import core
@@ -112,6 +113,28 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+@contextmanager
+def row_locked(db_url: str, xml_id: str) -> Iterator[Connection]:
+    """Another session holds counterparty `xml_id`'s balance row: a run that writes it waits here."""
+    engine = create_engine(db_url)
+    conn = engine.connect()
+    try:
+        conn.execute(text("SELECT ID FROM contractor_balance WHERE UF_CONTRACTOR_XML_ID = :g FOR UPDATE"),
+                     {"g": xml_id})
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+        engine.dispose()
+
+
+def waiting_for_row_lock(db_url: str) -> bool:
+    """Whether a session of this database waits for a row lock (the run reached the locked row)."""
+    return bool(sql(db_url, "SELECT COUNT(*) FROM information_schema.innodb_trx t "
+                            "JOIN information_schema.processlist p ON p.ID = t.trx_mysql_thread_id "
+                            "WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()"))
 
 
 __all__ = ["free_port"]

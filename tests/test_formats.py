@@ -317,7 +317,7 @@ def test_billion_laughs_refused_quickly(tmp_path: Path) -> None:
     path = write(tmp_path, "lol.xml", text)
     started = time.monotonic()
     assert refused(path).startswith("lol.xml: line 2: the file has a DOCTYPE")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # refused before any expansion (expanded, it would not end)
 
 
 def test_wrong_root(tmp_path: Path) -> None:

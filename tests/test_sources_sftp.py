@@ -83,7 +83,10 @@ def test_listing_applies_the_rules(sshd: SshServer, remote_dir: Path) -> None:
     assert listing.ready[0].mtime == int((remote_dir / "settlements_1.xml").stat().st_mtime)
     (w,) = listing.waiting
     assert w.name == "settlements_5.xml"
-    assert re.fullmatch(r"still being written: modified [5-9]s ago, waiting for min_age=1m", w.reason)
+    # The age as the server's mtime tells it: at least the 5 s it was given, below min_age (a loaded machine
+    # may take many seconds between the put and the listing).
+    m = re.fullmatch(r"still being written: modified (\d+)s ago, waiting for min_age=1m", w.reason)
+    assert m is not None and 5 <= int(m.group(1)) < 60, w.reason
 
 
 def test_head_reads_only_the_first_bytes(sshd: SshServer, remote_dir: Path) -> None:
@@ -372,7 +375,7 @@ def test_connection_refused_fails_fast(sshd: SshServer, remote_dir: Path) -> Non
         sshd, remote_dir, port=free_port()
     ):
         pass
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 20  # refused at once, not after connect_timeout (30 s)
 
 
 def test_silent_server_times_out(sshd: SshServer, remote_dir: Path) -> None:
@@ -385,7 +388,7 @@ def test_silent_server_times_out(sshd: SshServer, remote_dir: Path) -> None:
             sshd, remote_dir, port=mute.getsockname()[1], connect_timeout=timedelta(seconds=1)
         ):
             pass
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20  # the 1 s connect_timeout, not the default 30 s
 
 
 def test_server_dying_mid_run(own_sshd: SshServer, tmp_path: Path) -> None:
@@ -399,7 +402,7 @@ def test_server_dying_mid_run(own_sshd: SshServer, tmp_path: Path) -> None:
             src.fetch(f, tmp_path / "export.xml")
         with pytest.raises(SourceError, match="not connected"):
             src.list()
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 20  # at once, not after io_timeout (60 s)
 
 
 def test_hung_server_times_out_on_listing(own_sshd: SshServer) -> None:
@@ -410,7 +413,7 @@ def test_hung_server_times_out_on_listing(own_sshd: SshServer) -> None:
             started = time.monotonic()
             with pytest.raises(SourceError, match="no answer within io_timeout=1s"):
                 src.list()
-            assert time.monotonic() - started < 4
+            assert time.monotonic() - started < 30  # the 1 s io_timeout, not the default 60 s
 
 
 def freeze_when_download_starts(server: SshServer, folder: Path, done: threading.Event) -> threading.Thread:
@@ -454,7 +457,8 @@ def test_server_hanging_during_download_is_aborted(own_sshd: SshServer, tmp_path
         finally:
             watcher.join()
         assert froze.is_set(), "the download finished before the server could be frozen"
-        assert time.monotonic() - started < 5  # the channel timeout (io_timeout) fires here
+        # The channel timeout (io_timeout, 1 s) fires here, long before the download deadline would.
+        assert time.monotonic() - started < 30
     assert list(tmp_path.iterdir()) == []
 
 
@@ -480,7 +484,7 @@ def test_download_deadline_when_no_channel_timeout_fires(
         finally:
             watcher.join()
         assert froze.is_set(), "the download finished before the server could be frozen"
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # the 1 s deadline, not io_timeout (60 s)
         with pytest.raises(SourceError, match="not connected"):
             src.list()
     assert list(tmp_path.iterdir()) == []
