@@ -28,7 +28,7 @@ from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 
 from syncd.errors import ExportError
 from syncd.formats.bytefilter import Cut
-from syncd.formats.jsonguard import LongNumberGuard, odd_text
+from syncd.formats.jsonguard import DigitGuard, odd_text
 from syncd.formats.jsonkeys import COUNTERPARTY_KEYS as _COUNTERPARTY_KEYS
 from syncd.formats.jsonkeys import KeyCount, built_keys, duplicate_keys
 from syncd.formats.jsonsplit import KnownFilter
@@ -120,8 +120,10 @@ class _TopLevel:
 
 class JsonReader:
     def __init__(self, stream: ByteSource, checker: Checker, reopen: Opener) -> None:
-        self.stream = stream = LongNumberGuard(stream, checker.file)
-        self._read: Callable[[int], bytes] = stream.read  # the filter's, once records() has one
+        self.stream = stream
+        # What ijson is handed passes the guard (syncd.formats.jsonguard); the filter's, once records() has one.
+        self._guard = DigitGuard(checker.file)
+        self._read: Callable[[int], bytes] = self._guarded(stream.read)
         self.checker = checker
         self.file = checker.file
         self._reopen = reopen
@@ -135,6 +137,10 @@ class JsonReader:
         self._pickler = pickle.Pickler(self._pickle_buffer, 5)
         self._pickler.fast = True  # documented as deprecated, still the C pickler's way to skip the memo
         self._keys = KeyCount()  # in the bytes of the counterparties array that ijson builds (syncd.formats.jsonkeys)
+
+    def _guarded(self, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+        check = self._guard.check
+        return lambda size: check(read(size))
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -203,7 +209,7 @@ class JsonReader:
             # Known counterparties are cut out of the bytes before ijson builds them
             # (syncd.formats.jsonsplit).
             known_filter = KnownFilter(self.stream, self._rest, checker.known)
-            self._read, self._rest, cuts = known_filter.read, b"", known_filter.cuts
+            self._read, self._rest, cuts = self._guarded(known_filter.read), b"", known_filter.cuts
         index = built = 0
         for item in self._items(build=True):
             index += 1
@@ -218,7 +224,7 @@ class JsonReader:
                 continue
             keys = built_keys(item)
             built = -1 if keys < 0 or built < 0 else built + keys
-            if self.stream.escapes:
+            if self._guard.escapes:
                 for field, why in odd_text(item):
                     checker.problem(why, where=counterparty_label(index, item.get("id")), field=field)
             if not _COUNTERPARTY_KEYS.issuperset(item):

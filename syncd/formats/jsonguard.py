@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from typing import Final
 
 from syncd.errors import ExportError
-from syncd.validate import ByteSource
 
 # Python's limit as this process has it (PYTHONINTMAXSTRDIGITS may lower it to 640); with no limit, an
 # integer that long would still take quadratic time to convert.
@@ -31,31 +30,22 @@ _MARK: Final = bytes(0x31 if c in _DIGITS else 0x30 for c in range(256))
 _LEADING_DIGITS: Final = re.compile(rb"[0-9]*")
 
 
-class LongNumberGuard:
-    """`source`'s bytes as they are, or ExportError at a run of RUN_LIMIT digits."""
+class DigitGuard:
+    """Checks the bytes handed to ijson (`check`, read by read): ExportError at a run of RUN_LIMIT digits.
 
-    def __init__(self, source: ByteSource, file: str) -> None:
-        self._source = source
+    Known counterparties the byte filters cut out never reach ijson, so only what it parses is looked
+    at: the rest was looked at when it was applied."""
+
+    def __init__(self, file: str) -> None:
         self._file = file
-        self._run = 0  # digits at the end of what was read so far
-        self._offset = 0  # bytes read so far
-        self.at_eof = source.at_eof
-        self.newlines = source.newlines
-        # Set once a \u00 escape was read: only such escapes give JSON text a control character, and the
-        # bytes are read before ijson builds the values from them.
+        self._run = 0  # digits at the end of what was checked so far
+        # Set once a \u00 escape was seen: only such escapes give JSON text a control character, and the
+        # bytes are checked before ijson builds the values from them.
         self.escapes = False
 
-    def peek_at_least(self, size: int, /) -> bytes:
-        data = self._source.peek_at_least(size)
-        self.at_eof, self.newlines = self._source.at_eof, self._source.newlines
-        return data
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._source.read(size)
-        self.at_eof, self.newlines = self._source.at_eof, self._source.newlines
+    def check(self, data: bytes) -> bytes:
         if data:
             self._check(data)
-            self._offset += len(data)
             if not self.escapes and 0x5C in data and b"\\u00" in data:
                 self.escapes = True
         return data
@@ -68,10 +58,10 @@ class LongNumberGuard:
         if lead == len(data):
             self._run += lead
             if self._run >= RUN_LIMIT:
-                self._refuse(self._offset + lead - self._run)
+                self._refuse()
             return
         if self._run + lead >= RUN_LIMIT:
-            self._refuse(self._offset - self._run)
+            self._refuse()
         marks = data[::_STEP].translate(_MARK)
         at = marks.find(b"11")
         while at >= 0:
@@ -81,13 +71,13 @@ class LongNumberGuard:
                 left = len(before) - len(before.rstrip(_DIGITS))
                 right = _LEADING_DIGITS.match(after).end()  # type: ignore[union-attr]
                 if left + right >= RUN_LIMIT:
-                    self._refuse(self._offset + start - left)
+                    self._refuse()
             at = marks.find(b"11", at + 1)
         tail = data[-RUN_LIMIT:]  # (a longer run at the end was found above)
         self._run = len(tail) - len(tail.rstrip(_DIGITS))
 
-    def _refuse(self, offset: int) -> None:
-        raise ExportError(self._file, f"{RUN_LIMIT} or more digits in a row at byte {offset}: no value in an export "
+    def _refuse(self) -> None:
+        raise ExportError(self._file, f"{RUN_LIMIT} or more digits in a row: no value in an export "
                           "is that long (a number that size would also crash the JSON parser); the file is damaged "
                           "or not an export")
 

@@ -28,7 +28,7 @@ from typing import Final
 import ijson
 from ijson.common import JSONError
 
-from syncd.formats.jsonguard import LongNumberGuard
+from syncd.formats.jsonguard import DigitGuard
 from syncd.validate import ByteSource, counterparty_label
 
 _WHITESPACE: Final = b" \t\r\n\v\f"  # \v and \f too: ijson (yajl) takes them for whitespace
@@ -107,7 +107,7 @@ def _nested_keys(value: object) -> int:
 
 def duplicate_keys(stream: ByteSource) -> Iterator[tuple[str, str]]:
     """(where, key) for each key written twice in a counterparty or one of its objects, in file order."""
-    events = ijson.parse(_Reader(LongNumberGuard(stream, "")), use_float=False)
+    events = ijson.parse(_Reader(stream), use_float=False)
     index = 0
     ident: object = None
     numbers: dict[str, int] = {}
@@ -152,14 +152,15 @@ def _named(found: list[tuple[str, int, str]], index: int, ident: object) -> Iter
 
 
 class _Reader:
-    """The stream as a file for ijson, with a UTF-8 BOM taken off."""
+    """The stream as a file for ijson, with a UTF-8 BOM taken off, past the guard."""
 
     def __init__(self, stream: ByteSource) -> None:
         self._stream = stream
         self._first = True
+        self._guard = DigitGuard("")
 
     def read(self, size: int = _CHUNK) -> bytes:
-        data = self._stream.read(size)
+        data = self._guard.check(self._stream.read(size))
         if self._first:
             self._first = False
             if data.startswith(b"\xef\xbb\xbf"):
