@@ -65,9 +65,9 @@ class ByteSource(Protocol):
 
     def peek_at_least(self, size: int, /) -> bytes: ...
 
-    def counterparty_done(self) -> None:
-        """The header (the first call) or a counterparty ended before the bytes read from here on: the
-        reader holds none of it any more, or a byte filter cut it out (syncd.formats.guard)."""
+    def counterparty_done(self, count: int = 1, /) -> None:
+        """The header (the first call) or `count` counterparties ended before the bytes read from here
+        on: the reader holds none of them any more, or a byte filter cut them out (syncd.formats.guard)."""
 
 _ZERO: Final = Decimal("0.00")
 # A file where every payment is bad would otherwise produce millions of lines (and as many strings).

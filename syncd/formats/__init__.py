@@ -94,8 +94,8 @@ class _Stream:
                                f"({packed:,} bytes to {expanded:,} so far)", "max_expansion_ratio",
                                limits.max_expansion_ratio, None)
 
-    def counterparty_done(self) -> None:
-        self.guard.counterparty_done()
+    def counterparty_done(self, count: int = 1) -> None:
+        self.guard.counterparty_done(count)
 
     def peek_at_least(self, size: int) -> bytes:
         """The first `size` bytes (fewer only at the end of the file), without consuming them."""

@@ -62,13 +62,13 @@ class Guard:
         self._in_string = False
         self._escaped = False  # the previous block ended in a backslash that escapes this one's first byte
 
-    def counterparty_done(self) -> None:
+    def counterparty_done(self, count: int = 1) -> None:
         """The header (the first call) or a counterparty ended before the bytes handed out from here on:
         a reader has read it whole, or a byte filter has cut it out. A filter may cut many before the
         parser reads them, but it queues no more than a read's worth for the parser."""
         self._mark = self.position
         self._nodes_mark = self._nodes
-        self._done += 1
+        self._done += count
 
     def scan(self, block: bytes) -> None:
         if not block:
