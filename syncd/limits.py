@@ -38,6 +38,7 @@ class Limits:
 
 DEFAULT: Final = Limits()
 _SIZES: Final = frozenset({"max_counterparty_size", "max_value_size", "max_expanded_size"})
+_MIN_COUNTERPARTY: Final = 2 * MIB
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$", re.IGNORECASE)
 _UNIT: Final = {"b": 1, "kib": KIB, "mib": MIB, "gib": GIB, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
 
@@ -73,11 +74,16 @@ def parse_limit(key: str, value: object) -> int:
     if isinstance(value, int):
         if value <= 0:
             raise ValueError(f"{key} must be above zero, got {value}")
-        return value
-    if isinstance(value, str) and key in _SIZES:
-        return parse_size(value)
-    kind = "a size such as \"8MiB\" or a number of bytes" if key in _SIZES else "a whole number above zero"
-    raise ValueError(f"{key} must be {kind}, got {value!r}")
+        size = value
+    elif isinstance(value, str) and key in _SIZES:
+        size = parse_size(value)
+    else:
+        kind = "a size such as \"8MiB\" or a number of bytes" if key in _SIZES else "a whole number above zero"
+        raise ValueError(f"{key} must be {kind}, got {value!r}")
+    if key == "max_counterparty_size" and size < _MIN_COUNTERPARTY:
+        # Readers and filters take 1 MiB at a time; a counterparty is counted from a read's end.
+        raise ValueError(f"{key} must be at least \"2MiB\", got {value!r}")
+    return size
 
 
 def exceeded(file: str, what: str, key: str, value: int, where: str | None) -> ExportError:

@@ -66,8 +66,8 @@ class ByteSource(Protocol):
     def peek_at_least(self, size: int, /) -> bytes: ...
 
     def counterparty_done(self, count: int = 1, /) -> None:
-        """The reader read the header (its first call) or `count` more counterparties, and holds none
-        of them any more (syncd.formats.guard)."""
+        """The header (the first call) or `count` counterparties ended before the bytes read from here
+        on: the reader holds none of them any more, or a byte filter cut them out (syncd.formats.guard)."""
 
 _ZERO: Final = Decimal("0.00")
 # A file where every payment is bad would otherwise produce millions of lines (and as many strings).

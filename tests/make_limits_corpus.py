@@ -69,7 +69,7 @@ def main() -> None:
         (_HEAD_XML + _CP_XML + "<a>" * 10_000 + "</a>" * 10_000 + "</Counterparty></SettlementsExport>").encode())
     _gzip("huge_string.json.gz", iter([(_HEAD_JSON + _CP_JSON + '"purpose": "').encode(),
                                        *_repeat(b"a", 512 * MIB), b'"}]}']))
-    _gzip("huge_header_value.json.gz", iter([b'{"formatVersion": 1, "exportId": "', *_repeat(b"7", 512 * MIB)]))
+    _gzip("huge_header_value.json.gz", iter([b'{"formatVersion": 1, "exportId": "', *_repeat(b"a", 512 * MIB)]))
     _gzip("huge_text.xml.gz", iter([(_HEAD_XML + _CP_XML + "    <Debt>").encode(), *_repeat(b"1", 512 * MIB),
                                     b"</Debt></Counterparty></SettlementsExport>"]))
     _gzip("huge_counterparty_xml.xml.gz", iter([(_HEAD_XML + _CP_XML + "    <Payments>\n").encode(),

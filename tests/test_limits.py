@@ -8,6 +8,7 @@ the byte filters read known counterparties before the parsers do.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -133,7 +134,7 @@ def test_a_counterparty_is_measured_from_where_the_last_one_ended() -> None:
     guard.scan(b"x" * 900)
     guard.counterparty_done()  # counterparty #1
     guard.scan(b"x" * 900)
-    with pytest.raises(ExportError, match=r"counterparty #2 \(from byte 1,800\) is larger than a counterparty may be"):
+    with pytest.raises(ExportError, match=r"the counterparty after byte 1,800 is larger than a counterparty may be"):
         guard.scan(b"x" * 101)
 
 
@@ -175,6 +176,7 @@ def test_limits_are_configured_and_default_far_above_real_exports() -> None:
     ({"max_depth": "64"}, "limits.max_depth: max_depth must be a whole number above zero, got '64'"),
     ({"max_value_size": "lots"}, "limits.max_value_size: 'lots' is not a size (expected e.g. 8MiB"),
     ({"max_expansion_ratio": True}, "limits.max_expansion_ratio: max_expansion_ratio must be a number"),
+    ({"max_counterparty_size": "1MiB"}, 'limits.max_counterparty_size: max_counterparty_size must be at least "2MiB"'),
 ])
 def test_a_bad_limit_is_named(limits: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -263,7 +265,7 @@ def test_a_huge_counterparty_after_known_ones_is_refused_with_bounded_memory(
     code, output, peak_mb = _run_syncd(config)
     assert code == 4, output
     assert "Traceback" not in output
-    assert re.search(r"counterparty #\d+ \(from byte [\d,]+\) is larger than a counterparty may be", output), output
+    assert re.search(r"the counterparty after byte [\d,]+ is larger than a counterparty may be", output), output
     assert 'over the limit max_counterparty_size = "8MiB"' in output
     assert sql(bitrix_db_url, "SELECT COUNT(*) FROM contractor_balance") == rows
     assert sql(bitrix_db_url, "SELECT COUNT(*) FROM contractor_balance WHERE UF_NAME = 'Huge'") == 0
@@ -286,3 +288,51 @@ def test_an_expansion_bomb_is_refused_while_it_downloads(tmp_path: Path) -> None
             open_export(part, name=part.name, source_tz=ZoneInfo("UTC"), growing=growing.reader()) as export:
         for _ in export.counterparties():
             pass
+
+
+class _Known:
+    """Digests as the writer keeps them, in memory: a first pass records, a second finds."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.recording = True
+
+    def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str:
+        digest = hashlib.blake2b(f"{guid}|{inn}|{kpp}|".encode() + content, digest_size=16).hexdigest()
+        if self.recording:
+            self.seen.add(digest)
+        return digest
+
+    def find(self, digest: str) -> object | None:
+        return None if self.recording or digest not in self.seen else (1, None)
+
+
+@pytest.mark.parametrize("dialect", ["xml", "json"])
+def test_known_counterparties_cut_out_by_the_filters_count_one_by_one(dialect: str, tmp_path: Path) -> None:
+    # The byte filters read many known counterparties for each piece they hand the parser; each one
+    # cut out ends a counterparty for the limits, or a file of them would be one huge counterparty.
+    from zoneinfo import ZoneInfo
+
+    from syncd.formats import open_export
+    from syncd.records import Unchanged
+    from tests.data import build
+
+    def ids(n: int, kind: int) -> str:
+        return f"8f14e45f-ceea-11e9-{kind:04x}-{n:012x}"
+
+    count = 12_000
+    if dialect == "xml":
+        text = build.xml_export(*(build.counterparty_xml(ids(n, 1), payments=[
+            build.payment_xml(ids(n * 4 + k, 2)) for k in range(4)]) for n in range(count)))
+    else:
+        text = build.json_export(*(build.counterparty_json(ids(n, 1), payments=[
+            build.payment_json(ids(n * 4 + k, 2)) for k in range(4)]) for n in range(count)))
+    path = build.write(tmp_path, f"many.{dialect}", text)
+    assert path.stat().st_size > 4 * MIB
+    known, limits = _Known(), Limits(max_counterparty_size=2 * MIB)
+    for recording in (True, False):
+        known.recording = recording
+        with open_export(path, name=path.name, source_tz=ZoneInfo("UTC"), limits=limits) as export:
+            changes = list(export.changes(known))
+        assert len(changes) == count
+    assert all(isinstance(change, Unchanged) for change in changes)

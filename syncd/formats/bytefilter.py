@@ -8,6 +8,7 @@ not take apart it gives up, and from then on the rest of the file passes as it i
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,6 +47,9 @@ class Cut:
 class ByteFilter:
     def __init__(self, source: ByteSource, start: bytes = b"") -> None:
         self._source = source
+        # Called at each counterparty cut out: the limits count the next one from there (formats.guard).
+        # Plain file objects (the splitters' tests) have none.
+        self._cut_done: Callable[[], None] = getattr(source, "counterparty_done", lambda: None)
         self._buf = start  # bytes read from the source and not yet handed on
         self._pos = 0  # where in _buf the next step starts
         self._eof = False

@@ -63,8 +63,9 @@ class Guard:
         self._escaped = False  # the previous block ended in a backslash that escapes this one's first byte
 
     def counterparty_done(self, count: int = 1) -> None:
-        """The reader has read the header (the first call) or `count` whole counterparties: it holds
-        nothing of them any more."""
+        """The header (the first call) or a counterparty ended before the bytes handed out from here on:
+        a reader has read it whole, or a byte filter has cut it out. A filter may cut many before the
+        parser reads them, but it queues no more than a read's worth for the parser."""
         self._mark = self.position
         self._nodes_mark = self._nodes
         self._done += count
@@ -82,7 +83,7 @@ class Guard:
         weight = max(self.position - self._mark, (self._nodes - self._nodes_mark) * NODE_BYTES)
         if weight > limits.max_counterparty_size:
             what = ("the header is larger" if self._done == 0 else
-                    f"counterparty #{self._done} (from byte {self._mark:,}) is larger")
+                    f"the counterparty after byte {self._mark:,} is larger")
             raise exceeded(self._file, f"{what} than a counterparty may be (each element, attribute or value "
                            f"counting as at least {NODE_BYTES} bytes)", "max_counterparty_size",
                            limits.max_counterparty_size, None)

@@ -303,7 +303,7 @@ class JsonReader:
                     raise self._syntax(e, f"counterparty #{done + len(items) + 1}") from None
                 pos = end
                 if items:
-                    self.stream.counterparty_done(len(items))
+                    self.stream.counterparty_done()
                     yield from items
                     done += len(items)
                     del items[:]

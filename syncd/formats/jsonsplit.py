@@ -138,6 +138,7 @@ class KnownFilter(ByteFilter):
                 self._learn_lead(end)
             self._state = _AFTER_ELEMENT
             self._pos = end
+            self._cut_done()
             return self._span(buf[pos:end], skeleton)
 
     def _element_end(self, pos: int) -> tuple[int, bytes | None]:

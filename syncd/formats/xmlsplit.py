@@ -168,6 +168,7 @@ class KnownFilter(ByteFilter):
                 if self._next_special(pos) < close or buf.find(_START, pos + 1, close) >= 0:
                     return self._give_up()
                 self._pos = close + len(_END)
+                self._cut_done()
                 return self._span(buf[pos:self._pos])
             return self._give_up()
 
