@@ -38,7 +38,7 @@ def test_every_exit_code_of_the_readme_has_a_row() -> None:
 
 def test_every_outcome_of_the_readme_has_a_row() -> None:
     outcomes = _first_cells(_section(README, "| outcome | meaning |"))
-    assert outcomes == ["applied", "duplicate", "superseded", "held", "rejected", "waiting"]
+    assert outcomes == ["applied", "duplicate", "superseded", "held", "rejected", "rejected (name refused)", "waiting"]
     rows = _first_cells(_section(DOC, "## Outcomes of `run-once`"))
     for outcome in outcomes:
         assert any(row.startswith(f"`{outcome}`") for row in rows), f"{outcome} has no row in docs/testing.md"
