@@ -44,6 +44,7 @@ from syncd.config import Config, ScheduleConfig
 from syncd.db import make_engine
 from syncd.errors import ConfigError
 from syncd.lock import shutdown_dbapi
+from syncd.memory import release_run_memory
 from syncd.metrics import Metrics
 from syncd.notify import Notifier, watchdog_interval
 
@@ -105,6 +106,11 @@ class Daemon:
     # ---------------------------------------------------------------- the job (scheduler thread)
 
     def _job(self) -> None:
+        self._sync()
+        # Only now, with the run's frame gone, is all it made unreachable.
+        release_run_memory()
+
+    def _sync(self) -> None:
         if self.stopping.is_set():
             return
         from syncd.runner import run_once
@@ -135,6 +141,9 @@ class Daemon:
             self._current = None
             run.done.set()
             engine.dispose()
+            # The run and its Runner refer to each other (run.runner, the runner's should_stop): unlinked,
+            # the Runner and every link of the site it loaded go as soon as this frame ends.
+            run.runner = None
         if result is not None:
             self._report(result, run)
 
