@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from bench.generate import Spec, write_export
 from tests.ops_helpers import env
-from tests.rig.sshd import SshServer, set_age
+from tests.rig.sshd import SSHD, SshServer, _wait_listening, descendants, set_age
 
 BLOCKS = ("contractor_balance", "contractor_payments", "contractor_documents")
 # The digests syncd keeps per counterparty belong to the same transaction as the rows: a digest
@@ -172,3 +172,22 @@ def wait_until(what: str, check: Any, timeout: float, every: float = 0.005) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+@contextmanager
+def sshd_back(server: SshServer) -> Iterator[None]:
+    """A killed rig sshd up again as it was: its config, port, host key and authorized key; stopped
+    (with its sessions) when the block ends, since the rig only stops the process it started."""
+    with server.log.open("ab") as out:
+        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(server.workdir / "sshd_config")],
+                                stdout=out, stderr=out)
+    server.process = proc
+    try:
+        _wait_listening(server.port, proc, server.log)
+        yield
+    finally:
+        for pid in descendants(proc.pid):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait()

@@ -91,11 +91,11 @@ def test_an_idle_daemon_keeps_memory_descriptors_and_connections_flat(
     mariadb: MariaDB, sshd: SshServer, tmp_path: Path
 ) -> None:
     """60 runs in `make test`, 300 in `make faults` (`make soak` does 1,000 with figures), back to back
-    (interval 200 ms) on a site of 2,000 counterparties with 400 linked users. After a warm-up of 10
-    runs (imports, first-time caches): open descriptors and threads never grow, no database
-    connection is held between runs, and RSS stays within 10% of the warm-up's (generous: on this
-    shared machine a sample may land mid-run; the real figure is in `make soak`)."""
-    from bench.soak import Watch, make_site
+    (interval 200 ms) on a site of 2,000 counterparties with 400 linked users. Runs 11-20 (after
+    the imports and first-time caches) against the last ten: open descriptors and threads do not
+    grow, no database connection is held between runs, and RSS stays within 10% (generous, for a
+    machine shared with other runs; the 5% figure over 1,000 runs is `make soak`'s)."""
+    from bench.soak import Sample, Watch, make_site
 
     name, url, folder = make_site(mariadb, sshd, tmp_path, 2000)
     config = write_config(tmp_path / "syncd.toml", sshd, folder, url, tmp_path / "state",
@@ -110,9 +110,7 @@ def test_an_idle_daemon_keeps_memory_descriptors_and_connections_flat(
                                 stdout=out, stderr=out, env=env())
     try:
         watch = Watch(mariadb, name, proc.pid)
-        runs = count(60, 300)
-        warm = watch.after_run(10)
-        samples = [watch.after_run(n) for n in range(11, runs + 1)]
+        samples = [watch.after_run(n) for n in range(1, count(60, 300) + 1)]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -122,11 +120,19 @@ def test_an_idle_daemon_keeps_memory_descriptors_and_connections_flat(
             proc.wait()
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-3000:]
-    assert max(s.fds for s in samples) <= warm.fds + 1, [s.fds for s in samples]  # +1: a sample mid-run
-    assert max(s.threads for s in samples) <= warm.threads + 1, [s.threads for s in samples]
-    end = samples[-5:]
-    assert min(s.fds for s in end) <= warm.fds and min(s.db_connections for s in end) == 0
-    assert min(s.rss_kb for s in end) <= warm.rss_kb * 1.10, (warm.rss_kb, [s.rss_kb for s in samples])
+    # Back to back, a sample may land in a run (an SFTP socket, a transport thread open): the least
+    # over ten samples is the idle figure. A leak raises the least, not only the most.
+    warm, end = samples[10:20], samples[-10:]
+
+    def least(window: list[Sample], what: str) -> int:
+        return min(getattr(s, what) for s in window)
+
+    figures = {what: ([getattr(s, what) for s in warm], [getattr(s, what) for s in end])
+               for what in ("fds", "threads", "db_connections", "rss_kb")}
+    assert least(end, "fds") <= least(warm, "fds"), figures["fds"]
+    assert least(end, "threads") <= least(warm, "threads"), figures["threads"]
+    assert least(end, "db_connections") == 0, figures["db_connections"]
+    assert least(end, "rss_kb") <= least(warm, "rss_kb") * 1.10, figures["rss_kb"]
 
 
 def mariadb_runs_reset(mariadb: MariaDB, name: str) -> None:
