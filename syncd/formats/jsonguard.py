@@ -50,9 +50,6 @@ class DigitGuard:
                 self.escapes = True
         return data
 
-    def counterparty_done(self, count: int = 1, /) -> None:
-        self._source.counterparty_done(count)
-
     def _check(self, data: bytes) -> None:
         lead = _LEADING_DIGITS.match(data).end()  # type: ignore[union-attr]  # matches the empty string
         if lead == len(data):
