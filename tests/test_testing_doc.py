@@ -62,3 +62,17 @@ def test_every_test_named_in_the_doc_exists() -> None:
         assert file.exists(), path
         if test:
             assert re.search(rf"^def {test}\(", file.read_text(encoding="utf-8"), re.M), f"{path}::{test}"
+
+
+def test_every_test_named_in_the_reliability_doc_exists() -> None:
+    """docs/reliability.md names tests as `tests/file.py::test` and, after it in the same row, `::test`."""
+    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    checked = 0
+    for line in doc.splitlines():
+        current: Path | None = None
+        for path, test in re.findall(r"`(tests/[\w/]+\.py)?::(\w+)`", line):
+            current = ROOT / path if path else current
+            assert current is not None, f"'::{test}' with no file before it: {line[:80]}"
+            assert re.search(rf"^def {test}\(", current.read_text(encoding="utf-8"), re.M), f"{current}::{test}"
+            checked += 1
+    assert checked > 40
