@@ -136,14 +136,18 @@ def kill_and_recover(rig: Rig, clone_of: str, state_from: Path | None, export: G
         where = f"kill {i + 1}/{kills} at {moment:.2f}s of {duration:.2f}s (apply_while_downloading={stream})"
         state = snapshot(a.url)
         assert state in (before, after), f"{where}: the blocks are neither as before the file nor as after it"
-        seen["after" if state == after else "before"] += 1
-        seen["not killed (had ended)" if not killed else "killed"] += 1
+        name = export.path.name
+        if not killed:
+            seen["not killed (had ended)"] += 1
+        elif state == before:
+            seen["before"] += 1
+        else:  # committed; the file moved, or still waiting for the next run to find it a duplicate
+            seen["after, file moved" if not (a.folder / name).exists() else "after, file still on the source"] += 1
 
         again = syncd("run-once", "--config", a.config)
         assert again.returncode == 0, f"{where}: the next run failed:\n{again.stdout}{again.stderr}"
         assert snapshot(a.url) == after, f"{where}: the next run did not leave the blocks as a clean apply does"
         assert_applied_once(a.url, export.export_id)
-        name = export.path.name
         assert not (a.folder / name).exists(), f"{where}: the file is still waiting on the source"
         assert [p.name for p in (a.folder / "processed").iterdir()] == [name], where
         assert list((a.state / "downloads").iterdir()) == [], f"{where}: downloads left in state.dir"
