@@ -160,19 +160,23 @@ def soak(runs: int, interval: str, every: int, warmup: int, metrics: bool, count
 
 
 def summarize(samples: list[Sample], warmup: int) -> None:
+    """RSS at run 1, at the end of the warm-up and at the end; a figure is the median of the samples
+    within 5 runs of it (one sample may land in a run)."""
+
     def around(n: int) -> tuple[float, float]:
         near = [s for s in samples if abs(s.runs - n) <= 5]
         return statistics.median(s.rss_kb for s in near), statistics.median(s.anon_kb for s in near)
 
     last = samples[-1].runs
-    first_rss, first_anon = around(1)
+    first = samples[0]
     warm_rss, warm_anon = around(min(warmup, last))
     end_rss, end_anon = around(last)
-    print(f"RSS run 1 {first_rss / 1024:.1f} MB, run {warmup} {warm_rss / 1024:.1f} MB, "
+    print(f"RSS run 1 {first.rss_kb / 1024:.1f} MB, run {warmup} {warm_rss / 1024:.1f} MB, "
           f"run {last} {end_rss / 1024:.1f} MB: {100 * (end_rss / warm_rss - 1):+.1f}% after warm-up, "
-          f"{100 * (end_rss / first_rss - 1):+.1f}% from run 1")
-    print(f"anonymous: {first_anon / 1024:.1f} -> {warm_anon / 1024:.1f} -> {end_anon / 1024:.1f} MB "
-          f"({100 * (end_anon / warm_anon - 1):+.1f}% after warm-up)")
+          f"{100 * (end_rss / first.rss_kb - 1):+.1f}% from run 1")
+    print(f"anonymous: {first.anon_kb / 1024:.1f} -> {warm_anon / 1024:.1f} -> {end_anon / 1024:.1f} MB "
+          f"({100 * (end_anon / warm_anon - 1):+.1f}% after warm-up, {100 * (end_anon / first.anon_kb - 1):+.1f}% "
+          "from run 1)")
     print(f"fds {samples[0].fds} -> {samples[-1].fds}, threads {samples[0].threads} -> {samples[-1].threads}, "
           f"db connections between runs: max {max(s.db_connections for s in samples)}")
 

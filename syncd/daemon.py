@@ -14,6 +14,8 @@ threads deadlocks).
   SFTP connections are shut from the main thread, which makes a blocked socket read fail at
   once; the run ends with an error and the daemon goes on. If even that does not end it within
   CUT_GRACE, the watchdog pings stop, so systemd (WatchdogSec) restarts the service.
+- After every run its objects are freed at once and the heap it used goes back to the system
+  (memory.release_run_memory), so an idle daemon's RSS stays flat run after run.
 """
 
 from __future__ import annotations
