@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -162,16 +161,6 @@ def reaped(*procs: subprocess.Popen[str]) -> Iterator[None]:
                 p.kill()
                 p.wait()
 
-
-def wait_until(what: str, check: Any, timeout: float, every: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 @contextmanager

@@ -104,6 +104,16 @@ def sql(db_url: str, statement: str) -> Any:
         engine.dispose()
 
 
+def debts(db_url: str) -> dict[str, float]:
+    """Each counterparty's UF_DEBT in ContractorBalance, by its 1C GUID."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT UF_CONTRACTOR_XML_ID, UF_DEBT FROM contractor_balance")).all())
+    finally:
+        engine.dispose()
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:

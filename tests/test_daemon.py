@@ -21,6 +21,7 @@ from syncd import config as config_mod
 from syncd.lock import LockedError, RunLock
 from tests.exports import counterparty, guid, xml_export
 from tests.ops_helpers import (
+    debts,
     env,
     free_port,
     imports,
@@ -246,14 +247,6 @@ def test_bad_config_at_start_exits_3(tmp_path: Path, bad: str) -> None:
     assert result.stderr.startswith("syncd: error:")
 
 
-def _balance_debts(db_url: str) -> dict[str, float]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return dict(conn.execute(text("SELECT UF_CONTRACTOR_XML_ID, UF_DEBT FROM contractor_balance")).all())
-    finally:
-        engine.dispose()
-
 
 def _between_runs(config: Path) -> RunLock:
     """The run lock, taken between two of the daemon's runs: no run starts while the test holds it."""
@@ -306,7 +299,7 @@ def test_sigterm_while_a_file_is_written(db_url: str, sshd: SshServer, remote_di
     if grace is None:
         # The file finished: blocks, ledger and source agree.
         assert applied_names(db_url) == ["settlements_1.xml", "settlements_2.xml"]
-        assert _balance_debts(db_url) == {guid(1): 5.0, guid(2): 1000.0}
+        assert debts(db_url) == {guid(1): 5.0, guid(2): 1000.0}
         assert (remote_dir / "processed" / "settlements_2.xml").exists()
         assert "cutting the current run" not in d.text()
         if streamed:
@@ -314,7 +307,7 @@ def test_sigterm_while_a_file_is_written(db_url: str, sshd: SshServer, remote_di
     else:
         d.wait_log("cutting the current run: it did not finish within 2s of the stop request")
         assert applied_names(db_url) == ["settlements_1.xml"]
-        assert _balance_debts(db_url) == {guid(1): 1000.0, guid(2): 1000.0}  # rolled back
+        assert debts(db_url) == {guid(1): 1000.0, guid(2): 1000.0}  # rolled back
         assert (remote_dir / "settlements_2.xml").exists()  # taken again by the next start
     assert "Traceback" not in d.text()
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.exports import counterparty, xml_export
-from tests.faults import count, ledger_of, query, reaped, start, wait_until
-from tests.ops_helpers import runs, syncd, write_config
+from tests.faults import count, ledger_of, query, reaped, start
+from tests.ops_helpers import runs, syncd, wait_for, write_config
 from tests.rig.sshd import SshServer
 from tests.test_daemon import daemon
 
@@ -112,8 +112,8 @@ def test_a_daemon_and_run_once_on_another_host_apply_each_export_once(
             assert once.returncode in (0, 8), once.stdout + once.stderr
             if once.returncode == 8:
                 assert "another syncd run holds" in once.stderr
-            wait_until(f"export {i} applied", lambda eid=export_id: "applied" in ledger_of(bitrix_db_url, eid), 120,
-                       every=0.1)
+            wait_for(f"export {i} applied", lambda eid=export_id: "applied" in ledger_of(bitrix_db_url, eid), 120,
+                     every=0.1)
             assert ledger_of(bitrix_db_url, export_id) == ["applied"], f"export {i}"
             assert blocks_hold(bitrix_db_url, i)
         assert "Traceback" not in d.text()

@@ -30,9 +30,8 @@ from tests.faults import (
     snapshot,
     sshd_back,
     start,
-    wait_until,
 )
-from tests.ops_helpers import prepare_database, syncd, write_config
+from tests.ops_helpers import prepare_database, syncd, wait_for, write_config
 from tests.rig.mariadb import MariaDB
 from tests.rig.own_mariadb import OwnMariaDB, own_mariadb
 from tests.rig.sshd import SshServer, running_sshd
@@ -107,7 +106,8 @@ def test_sftp_server_lost_mid_download_fails_the_run_cleanly_and_the_next_run_ap
     log = tmp_path / "run.log"
     proc = start("run-once", "--config", config, log=log)
     with reaped(proc):
-        wait_until("the download to start", lambda: downloading(state) or proc.poll() is not None, 120)
+        wait_for("the download to start", lambda: downloading(state) or proc.poll() is not None, 120,
+                 every=0.005)
         assert proc.poll() is None, log.read_text()
         t0 = time.monotonic()
         if fault == "killed":
@@ -173,7 +173,7 @@ def when_applying(url: str, proc: subprocess.Popen[str], timeout: float = 300) -
                 row = cur.fetchone()
                 return bool(row and row[0]) or proc.poll() is not None
 
-            wait_until("the apply to write rows", writing, timeout, every=0.002)
+            wait_for("the apply to write rows", writing, timeout, every=0.002)
     finally:
         conn.close()
 

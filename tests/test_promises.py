@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.exports import counterparty, guid, json_export, xml_export
-from tests.ops_helpers import env, imports, row_locked, sql, syncd, wait_for, waiting_for_row_lock, write_config
+from tests.ops_helpers import debts, env, imports, row_locked, sql, syncd, wait_for, waiting_for_row_lock, write_config
 from tests.rig.sshd import SshServer
 
 BROKEN = b"<SettlementsExport formatVersion='1'>broken"
@@ -35,14 +35,6 @@ def run(config: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
 def export(n: int, generated_at: str = "2026-11-25T10:00:00", first: int = 1, **kw: object) -> bytes:
     return xml_export([counterparty(i) for i in range(first, first + n)], generated_at=generated_at, **kw)  # type: ignore[arg-type]
 
-
-def debts(db_url: str) -> dict[str, float]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return dict(conn.execute(text("SELECT UF_CONTRACTOR_XML_ID, UF_DEBT FROM contractor_balance")).all())
-    finally:
-        engine.dispose()
 
 
 def seconds_shown(line: str, done_within: float) -> float:
