@@ -315,8 +315,7 @@ class Runner:
             path.unlink(missing_ok=True)
             raise
         try:
-            header = read_header(path, name=remote.name, source_tz=self.cfg.source.timezone,
-                                 bitrix_tz=self.cfg.bitrix.timezone, limits=self.cfg.limits)
+            header = self._read_header(path, remote.name)
         except ExportError as exc:
             self._reject(source, state, remote, path, sha, None, str(exc), result, t0)
             return None
@@ -407,8 +406,7 @@ class Runner:
                 self._reject(source, state, remote, item.path, item.sha256, header, reason, result, t0)
                 return
             item.path.unlink(missing_ok=True)
-            if isinstance(exc, UnicodeEncodeError):
-                raise
+            assert isinstance(exc, SQLAlchemyError)  # data_error_reason gives every UnicodeEncodeError a reason
             raise DatabaseError(f"applying {remote.name} failed, nothing was changed: {db_reason(exc)}") from None
         state.archive_applied(item.path)
         source.finish(remote, self.cfg.source.on_success)
@@ -460,6 +458,11 @@ class Runner:
         import_id = ledger.record(conn, **entry)
         if override:
             ledger.override_newer(conn, ledger.to_utc(item.header.generated_at), import_id)
+
+    def _read_header(self, path: Path, name: str) -> Header:
+        """The export's header, checked as the whole file will be (zones, limits)."""
+        return read_header(path, name=name, source_tz=self.cfg.source.timezone,
+                           bitrix_tz=self.cfg.bitrix.timezone, limits=self.cfg.limits)
 
     def _hold(self, item: _Fetched, why: str, result: RunResult, t0: float) -> None:
         remote, header = item.remote, item.header
@@ -515,8 +518,7 @@ class Runner:
             if first.startswith(b"PK"):
                 return None  # a zip's directory is at its end
             statedir.write_private(head, first, "writing", state.root)
-            header = read_header(head, name=remote.name, source_tz=self.cfg.source.timezone,
-                                 bitrix_tz=self.cfg.bitrix.timezone, limits=self.cfg.limits)
+            header = self._read_header(head, remote.name)
         except ExportError:
             return None  # maybe only cut off by the peek: the whole file decides
         finally:
