@@ -25,7 +25,7 @@ system-deps:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/python -m syncd.demo
+	$(BIN)/python -m syncd.admin.demo
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check syncd tests

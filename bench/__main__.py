@@ -135,7 +135,7 @@ def make_site(server: MariaDB, prefix: str, linked: dict[str, int]) -> tuple[str
     from syncd.bitrix import core
     from syncd.bitrix.migrate import migrate, upgrade_own_tables
     from syncd.config import BitrixConfig, DatabaseConfig
-    from syncd.db import make_engine
+    from syncd.plumbing.db import make_engine
 
     name = server.create_database(prefix)
     url = server.database_url(name)

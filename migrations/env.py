@@ -13,7 +13,7 @@ VERSION_TABLE = "syncd_alembic_version"
 
 connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():
-    raise RuntimeError("syncd migrations run through `syncd migrate` (syncd.migrations_runner), on a live connection")
+    raise RuntimeError("syncd migrations run through `syncd migrate` (syncd.bitrix.owntables), on a live connection")
 
 context.configure(connection=connection, version_table=VERSION_TABLE, target_metadata=None)
 with context.begin_transaction():

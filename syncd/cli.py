@@ -15,6 +15,7 @@ import click
 from syncd import __version__
 from syncd import config as config_mod
 from syncd.config import Config
+from syncd.contract.limits import Limits
 from syncd.errors import (
     EXIT_CONFIG,
     EXIT_DATABASE,
@@ -24,16 +25,14 @@ from syncd.errors import (
     EXIT_SOURCE,
     EXIT_USAGE,
     ConfigError,
-    DatabaseError,
     SyncdError,
     exit_code_for,
 )
-from syncd.limits import Limits
-from syncd.memory import limit_malloc_arenas
+from syncd.plumbing.memory import limit_malloc_arenas
 
 if TYPE_CHECKING:
-    from syncd.links import LinkChange
-    from syncd.runner import FileOutcome, RunResult
+    from syncd.admin.links import LinkChange
+    from syncd.run import FileOutcome, RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +98,7 @@ def cli(verbose: bool) -> None:
 
 
 def _describe(outcome: FileOutcome) -> str:
-    from syncd.runner import format_counts
+    from syncd.run import format_counts
 
     head = f"{outcome.status:<10} {outcome.name}"
     if outcome.header is not None:
@@ -136,7 +135,7 @@ def _verbose() -> bool:
 
 
 def _setup_logs(cfg: Config, log_format: str, level: int) -> None:
-    from syncd import logs
+    from syncd.plumbing import logs
 
     logs.setup(level=logging.DEBUG if _verbose() else level, fmt="json" if log_format == "json" else "text", cfg=cfg)
 
@@ -169,8 +168,8 @@ def run_once_cmd(
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
     Exits 8 when another run (daemon, cron, another host) holds the lock.
     """
+    from syncd.admin.status import succeeded_within
     from syncd.daemon import run_once_stoppable
-    from syncd.status import succeeded_within
 
     cfg = load_config(config_path)
     _setup_logs(cfg, log_format, logging.WARNING)
@@ -185,18 +184,18 @@ def run_once_cmd(
         if not quiet or outcome.status in ("held", "rejected"):
             click.echo(_describe(outcome))
 
-    from syncd.db import make_engine
+    from syncd.plumbing.db import make_engine
 
     engine = make_engine(cfg.database)
     try:
-        from syncd.progress import TerminalProgress
+        from syncd.plumbing.progress import TerminalProgress
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
                                     progress=progress)
         metrics_error: ConfigError | None = None
         if metrics_file is not None:
-            from syncd.metrics import write_run_metrics
+            from syncd.admin.metrics import write_run_metrics
 
             try:
                 write_run_metrics(engine, result, metrics_file)
@@ -245,7 +244,7 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
     """
     import json
 
-    from syncd.status import collect, render
+    from syncd.admin.status import collect, render
 
     cfg = load_config(config_path)
     _setup_logs(cfg, "text", logging.WARNING)
@@ -270,8 +269,8 @@ def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
     or held), 3 UNKNOWN (bad configuration or arguments)."""
-    from syncd import logs
-    from syncd.status import UNKNOWN, check, collect
+    from syncd.admin.status import UNKNOWN, check, collect
+    from syncd.plumbing import logs
 
     try:
         cfg = config_mod.load(config_path)
@@ -297,30 +296,10 @@ def migrate_cmd(config_path: str | None) -> None:
     Existing blocks are adopted: missing fields and indexes are added, nothing is dropped or changed.
     Fields or columns of the wrong type are reported and left alone (exit code 7).
     """
-    from sqlalchemy.exc import OperationalError
-
-    from syncd.bitrix.core import require_core
-    from syncd.bitrix.migrate import migrate
-    from syncd.db import make_engine, safe_url
-    from syncd.migrations_runner import upgrade_own_tables
+    from syncd.admin.setup import migrate_database
 
     cfg = load_config(config_path)
-    engine = make_engine(cfg.database)
-    try:
-        # Checked first so syncd's tables are never created in a database that is not Bitrix's.
-        with engine.connect() as conn:
-            require_core(conn)
-        own = upgrade_own_tables(engine)
-        report = migrate(engine, cfg.bitrix)
-    except OperationalError as exc:
-        # 1044 no access to the database, 1142 table, 1143 column: the user has a run's grants only.
-        args: tuple[object, ...] = getattr(exc.orig, "args", ())
-        denied = bool(args) and args[0] in (1044, 1142, 1143)
-        hint = ("; syncd migrate needs CREATE, ALTER and INDEX on the Bitrix database besides a run's "
-                "SELECT, INSERT, UPDATE, DELETE (see docs/security.md)") if denied else ""
-        raise DatabaseError(f"cannot use the database {safe_url(engine)}: {exc.orig}{hint}") from None
-    finally:
-        engine.dispose()
+    own, report = migrate_database(cfg)
     click.echo(own.line())
     for line in report.lines():
         click.echo(line)
@@ -339,7 +318,7 @@ def _link_input(f: F) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from syncd.links import LinkError
+        from syncd.admin.links import LinkError
 
         try:
             return f(*args, **kwargs)
@@ -360,7 +339,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for mac
 
 
 def _show_change(change: LinkChange, as_json: bool) -> None:
-    from syncd.links import change_lines
+    from syncd.admin.links import change_lines
 
     if as_json:
         _json_out(change.as_dict())
@@ -373,7 +352,7 @@ def _show_change(change: LinkChange, as_json: bool) -> None:
 def _show_rows(rows: Sequence[Any], as_json: bool, *, empty: str, headers: Sequence[str],
                cells: Callable[[Any], Sequence[object]]) -> bool:
     """Rows as JSON or as a table (or the `empty` line); True when a table was printed."""
-    from syncd.links import render_table
+    from syncd.admin.links import render_table
 
     if as_json:
         _json_out([r.__dict__ for r in rows])
@@ -411,7 +390,7 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
 
     The link is used by the "manual" strategy and is applied to all three blocks at once.
     """
-    from syncd.links import add_link, open_engine
+    from syncd.admin.links import add_link, open_engine
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
@@ -428,7 +407,7 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
 @_link_input
 def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: bool, as_json: bool) -> None:
     """Remove the manual link of a GUID or INN; other strategies decide again."""
-    from syncd.links import open_engine, remove_link
+    from syncd.admin.links import open_engine, remove_link
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
@@ -442,7 +421,7 @@ def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: boo
 @errors_to_exit
 def links_list_cmd(config_path: str | None, as_json: bool) -> None:
     """Every manual link, its user's state and the counterparties it covers."""
-    from syncd.links import list_links, open_engine
+    from syncd.admin.links import list_links, open_engine
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
@@ -462,7 +441,7 @@ def links_list_cmd(config_path: str | None, as_json: bool) -> None:
 @errors_to_exit
 def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: bool) -> None:
     """Counterparties that owe something and have no user, largest debt first."""
-    from syncd.links import open_engine, unmatched
+    from syncd.admin.links import open_engine, unmatched
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
@@ -486,7 +465,7 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
     The lowest user ID of the first strategy that found someone is stored; a manual link
     (`syncd links add`) settles a conflict.
     """
-    from syncd.links import conflicts, open_engine
+    from syncd.admin.links import conflicts, open_engine
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
@@ -505,7 +484,7 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
 @errors_to_exit
 def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
     """Recompute the user of every row in the three blocks now (runs do it too)."""
-    from syncd.links import open_engine, refresh_links
+    from syncd.admin.links import open_engine, refresh_links
 
     cfg = load_config(config_path)
     with open_engine(cfg) as engine:
@@ -527,7 +506,7 @@ def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
 
 
 def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Limits:
-    from syncd.limits import parse_limit
+    from syncd.contract.limits import parse_limit
 
     values: dict[str, int] = {}
     for item in value:
@@ -561,7 +540,7 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     Exit codes: 0 every file is a valid export; 4 at least one file has problems
     (syncd would reject it, as run-once's 4); 2 usage error.
     """
-    from syncd.validate import check_file, format_report
+    from syncd.admin.validate import check_file, format_report
 
     bad = 0
     for path in files:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from syncd.contract.limits import Limits, parse_limit
 from syncd.errors import ConfigError
-from syncd.limits import Limits, parse_limit
 
 ENV_CONFIG = "SYNCD_CONFIG"
 

@@ -42,17 +42,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, event
 
 from syncd import config as config_mod
-from syncd import logs
+from syncd.admin.metrics import Metrics
 from syncd.config import Config, ScheduleConfig
-from syncd.db import make_engine
 from syncd.errors import ConfigError
-from syncd.lock import shutdown_dbapi
-from syncd.memory import release_run_memory
-from syncd.metrics import Metrics
-from syncd.notify import Notifier, watchdog_interval
+from syncd.plumbing import logs
+from syncd.plumbing.db import make_engine
+from syncd.plumbing.lock import shutdown_dbapi
+from syncd.plumbing.memory import release_run_memory
+from syncd.plumbing.notify import Notifier, watchdog_interval
 
 if TYPE_CHECKING:
-    from syncd.runner import FileOutcome, Runner, RunResult
+    from syncd.run import FileOutcome, Runner, RunResult
 
 log = logging.getLogger("syncd.daemon")
 
@@ -136,7 +136,7 @@ class Daemon:
         """run_once as the current run: it stops taking files when asked (should_stop), and its
         connections are tracked so that _cut can shut them. Used by the daemon's job and by
         `run-once` (run_once_stoppable)."""
-        from syncd.runner import run_once
+        from syncd.run import run_once
 
         self._track(engine, run)
         self._current = run
@@ -167,7 +167,7 @@ class Daemon:
         event.listen(engine, "checkin", checkin)
 
     def _report(self, result: RunResult, run: _Run) -> None:
-        from syncd.status import run_summary
+        from syncd.run.record import run_summary
 
         took = (result.finished - result.started).total_seconds() if result.finished else 0.0
         self.metrics.observe(result)
@@ -360,7 +360,7 @@ def run_once_stoppable(cfg: Config, *, engine: Engine, **kwargs: Any) -> RunResu
     STOP_GRACE), then cut it (its transaction rolls back). A run cut so has no error of its own:
     what it did not apply stays on the source for the next run.
     """
-    from syncd.runner import run_once
+    from syncd.run import run_once
 
     if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
         return run_once(cfg, engine=engine, **kwargs)

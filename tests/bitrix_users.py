@@ -23,7 +23,7 @@ from syncd.bitrix.migrate import migrate, upgrade_own_tables
 from syncd.bitrix.phpserialize import serialize
 from syncd.bitrix.schema import block_specs
 from syncd.config import Config
-from syncd.db import make_engine
+from syncd.plumbing.db import make_engine
 
 _STRING_SETTINGS = (
     'a:6:{s:4:"SIZE";i:20;s:4:"ROWS";i:1;s:6:"REGEXP";s:0:"";s:10:"MIN_LENGTH";i:0;'

@@ -60,7 +60,7 @@ def bitrix_template(mariadb: MariaDB) -> Iterator[str]:
     from syncd.bitrix import core
     from syncd.bitrix.migrate import migrate, upgrade_own_tables
     from syncd.config import from_mapping
-    from syncd.db import make_engine
+    from syncd.plumbing.db import make_engine
 
     name = mariadb.create_database("template")
     cfg = from_mapping({"source": {"type": "local", "path": "/"}, "database": {"url": mariadb.database_url(name)}})

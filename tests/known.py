@@ -1,4 +1,4 @@
-"""A stand-in for the writer's digest index (syncd.validate.KnownDigests) in the filters' tests."""
+"""A stand-in for the writer's digest index (syncd.contract.raw.KnownDigests) in the filters' tests."""
 
 from __future__ import annotations
 

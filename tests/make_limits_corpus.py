@@ -1,7 +1,7 @@
 """Writes the resource-limit cases of tests/corpus (issue 13): `python -m tests.make_limits_corpus`.
 
 Each is a few hundred KB at most on disk and expands to what would exhaust memory or CPU without
-the limits (syncd.limits). Deterministic, so rewriting them leaves git clean.
+the limits (syncd.contract.limits). Deterministic, so rewriting them leaves git clean.
 """
 
 from __future__ import annotations

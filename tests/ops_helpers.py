@@ -17,7 +17,7 @@ from syncd import ledger
 from syncd.bitrix import core
 from syncd.bitrix.migrate import migrate, upgrade_own_tables
 from syncd.config import from_mapping
-from syncd.db import make_engine
+from syncd.plumbing.db import make_engine
 from tests.rig.mariadb import free_port
 from tests.rig.sshd import SshServer
 

@@ -20,8 +20,8 @@ from syncd import ledger
 from syncd.bitrix import core
 from syncd.bitrix.migrate import migrate, upgrade_own_tables
 from syncd.config import Config
-from syncd.db import make_engine
-from syncd.runner import RunResult, run_once
+from syncd.plumbing.db import make_engine
+from syncd.run import RunResult, run_once
 
 OLD = time.time() - 3600  # an mtime old enough for min_age
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from syncd import config as config_mod
-from syncd.lock import LockedError, RunLock
+from syncd.plumbing.lock import LockedError, RunLock
 from tests.exports import counterparty, guid, xml_export
 from tests.ops_helpers import (
     debts,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def test_demo_applies_the_sample_and_prints_balances_and_ledger(tmp_path: Path) -> None:
     work = tmp_path / "demo"
-    done = subprocess.run([sys.executable, "-m", "syncd.demo", "--dir", str(work)],
+    done = subprocess.run([sys.executable, "-m", "syncd.admin.demo", "--dir", str(work)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "applied    settlements_sample.xml" in done.stdout

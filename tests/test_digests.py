@@ -19,9 +19,9 @@ from sqlalchemy import text
 from syncd.bitrix import hlblock
 from syncd.bitrix.hlblock import ApplyOptions, DigestIndex, _salt
 from syncd.bitrix.users import Linker
+from syncd.contract.records import Counterparty, Unchanged
 from syncd.errors import ExportError
 from syncd.formats import open_export
-from syncd.records import Counterparty, Unchanged
 from tests.exports import counterparty, guid, json_export, xml_export
 from tests.site import Site, make_site
 

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 import ijson
 import pytest
 
+from syncd.admin.validate import check_file
 from syncd.bitrix.hlblock import DigestIndex
 from syncd.bitrix.users import Linker
+from syncd.contract.records import Counterparty, Unchanged
 from syncd.errors import ExportError
 from syncd.formats import open_export
 from syncd.formats.jsonkeys import KeyCount
-from syncd.records import Counterparty, Unchanged
-from syncd.validate import check_file
 from tests.exports import counterparty, guid, json_export, xml_export
 
 MSK = ZoneInfo("Europe/Moscow")

@@ -74,7 +74,7 @@ def test_exit_0_everything_applied(config: Path, sshd: SshServer, remote_dir: Pa
 
 def test_exit_1_internal_error_is_one_line_asking_for_a_report(config: Path) -> None:
     # Only a bug gives exit 1: this process plants one (the run raises ZeroDivisionError) and runs the real CLI.
-    bug = ("import sys, syncd.runner as r\n"
+    bug = ("import sys, syncd.run.runner as r\n"
            "r.Runner.run = lambda self: 1 / 0\n"
            "from syncd.cli import main\n"
            "sys.argv = ['syncd', 'run-once', '--config', sys.argv[1]]\n"
@@ -138,7 +138,7 @@ def test_exit_7_database_not_migrated(db_url: str, sshd: SshServer, remote_dir: 
 def test_exit_8_another_run_holds_the_lock(config: Path, sshd: SshServer, remote_dir: Path,
                                            bitrix_db_url: str) -> None:
     from syncd import config as config_mod
-    from syncd.lock import RunLock
+    from syncd.plumbing.lock import RunLock
 
     sshd.put(remote_dir / "settlements_1.xml", ten())
     with RunLock(config_mod.load(config)):

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd.contract.records import Counterparty, Header
 from syncd.errors import ExportError
 from syncd.formats import open_export, read_header
-from syncd.records import Counterparty, Header
 from tests.data.build import (
     CP1,
     CP2,

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bench.generate import NBSP, Spec, iter_counterparties, main, write_export
+from syncd.admin.validate import check_file
+from syncd.contract.records import Counterparty, Header
 from syncd.formats import open_export
-from syncd.records import Counterparty, Header
-from syncd.validate import check_file
 
 MSK = ZoneInfo("Europe/Moscow")
 N = 200

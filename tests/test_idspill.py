@@ -8,7 +8,7 @@ from array import array
 
 import pytest
 
-from syncd.idspill import BLOCK, PARTITIONS, HashSpill
+from syncd.contract.idspill import BLOCK, PARTITIONS, HashSpill
 
 
 def _in_partition(partition: int, k: int) -> int:

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd.admin.validate import check_file
 from syncd.bitrix.hlblock import DigestIndex
 from syncd.bitrix.users import Linker
 from syncd.errors import ExportError
 from syncd.formats import open_export
 from syncd.formats.jsonguard import RUN_LIMIT, DigitGuard
-from syncd.validate import check_file
 from tests.exports import counterparty, json_export
 from tests.ops_helpers import env
 

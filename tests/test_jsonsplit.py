@@ -20,10 +20,10 @@ import pytest
 
 from syncd.bitrix.hlblock import DigestIndex
 from syncd.bitrix.users import Linker
+from syncd.contract.records import Counterparty, Unchanged
 from syncd.errors import ExportError
 from syncd.formats import open_export
-from syncd.formats.jsonsplit import PLACEHOLDER, KnownFilter
-from syncd.records import Counterparty, Unchanged
+from syncd.formats.shortcut.jsonsplit import PLACEHOLDER, KnownFilter
 from tests.exports import counterparty, guid, json_export
 from tests.known import Known
 

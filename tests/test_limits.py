@@ -24,9 +24,9 @@ from click.testing import CliRunner
 
 from syncd.cli import cli
 from syncd.config import from_mapping
+from syncd.contract.limits import MIB, Limits, parse_size
 from syncd.errors import ConfigError, ExportError
 from syncd.formats.guard import NODE_BYTES, Guard
-from syncd.limits import MIB, Limits, parse_size
 from tests.ops_helpers import env, sql
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -277,7 +277,7 @@ def test_an_expansion_bomb_is_refused_while_it_downloads(tmp_path: Path) -> None
     from zoneinfo import ZoneInfo
 
     from syncd.formats import open_export
-    from syncd.pipe import Growing
+    from syncd.plumbing.pipe import Growing
 
     part = tmp_path / "settlements.json.gz"
     part.write_bytes((CORPUS / "expansion_bomb.json.gz").read_bytes())
@@ -313,8 +313,8 @@ def test_known_counterparties_cut_out_by_the_filters_count_one_by_one(dialect: s
     # cut out ends a counterparty for the limits, or a file of them would be one huge counterparty.
     from zoneinfo import ZoneInfo
 
+    from syncd.contract.records import Unchanged
     from syncd.formats import open_export
-    from syncd.records import Unchanged
     from tests.data import build
 
     def ids(n: int, kind: int) -> str:

@@ -14,10 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from syncd.bitrix.hlblock import ApplyOptions, apply_export
-from syncd.bitrix.users import Strategy, load_linker, parse_strategy
-from syncd.errors import SchemaError
-from syncd.links import (
+from syncd.admin.links import (
     LinkError,
     add_link,
     conflicts,
@@ -29,7 +26,10 @@ from syncd.links import (
     remove_link,
     unmatched,
 )
-from syncd.records import Counterparty, Document, Header, Payment
+from syncd.bitrix.hlblock import ApplyOptions, apply_export
+from syncd.bitrix.users import Strategy, load_linker, parse_strategy
+from syncd.contract.records import Counterparty, Document, Header, Payment
+from syncd.errors import SchemaError
 from tests.bitrix_users import (
     LinkSite,
     guid,

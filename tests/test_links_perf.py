@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
+from syncd.admin.links import conflicts, links_table, refresh_links
 from syncd.bitrix import core
 from syncd.bitrix.users import load_linker
-from syncd.links import conflicts, links_table, refresh_links
 from tests.bitrix_users import LinkSite, _child, guid, make_link_site
 
 N = 100_000

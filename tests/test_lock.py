@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from syncd.config import Config, from_mapping
-from syncd.lock import FileLock, LockedError, RunLock, lock_name
+from syncd.plumbing.lock import FileLock, LockedError, RunLock, lock_name
 
 
 def config(db_url: str, state: Path) -> Config:
@@ -63,7 +63,7 @@ def test_file_lock_held_by_another_process(tmp_path: Path) -> None:
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
-            from syncd.lock import FileLock
+            from syncd.plumbing.lock import FileLock
             FileLock(Path({str(path)!r})).acquire()
             print("locked", flush=True)
             sys.stdin.read()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd import logs
+from syncd.plumbing import logs
 
 
 @pytest.fixture(autouse=True)

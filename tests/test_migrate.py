@@ -23,12 +23,12 @@ from syncd.bitrix.migrate import (
     resolve_blocks,
     upgrade_own_tables,
 )
+from syncd.bitrix.owntables import alembic_config, head_revision
 from syncd.bitrix.schema import block_specs
 from syncd.cli import cli
 from syncd.config import BitrixConfig, BlockNames, DatabaseConfig
-from syncd.db import make_engine
 from syncd.errors import SchemaError
-from syncd.migrations_runner import alembic_config, head_revision
+from syncd.plumbing.db import make_engine
 from tests.test_phpserialize import ADMIN_SETTINGS
 
 CFG = BitrixConfig(timezone=ZoneInfo("Europe/Moscow"))

@@ -77,7 +77,7 @@ def test_cron_line() -> None:
 
 
 def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from syncd.memory import limit_malloc_arenas
+    from syncd.plumbing.memory import limit_malloc_arenas
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False  # the admin's setting wins
@@ -88,7 +88,7 @@ def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeyp
 def test_the_collector_runs_less_often_while_a_file_is_applied_and_as_before_after() -> None:
     import gc
 
-    from syncd.memory import bulk_gc
+    from syncd.plumbing.memory import bulk_gc
 
     before = gc.get_threshold()
     with bulk_gc(50_000):

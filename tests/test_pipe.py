@@ -1,4 +1,4 @@
-"""syncd.pipe.Growing: a file read while another thread writes it, on the real file system."""
+"""syncd.plumbing.pipe.Growing: a file read while another thread writes it, on the real file system."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import SourceError
-from syncd.pipe import Growing
+from syncd.plumbing.pipe import Growing
 
 
 def _write_in_pieces(growing: Growing, part: Path, final: Path, data: bytes, piece: int,

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from syncd.errors import EXIT_DATABASE, EXIT_OK, EXIT_REJECTED
-from syncd.runner import RunResult
+from syncd.run import RunResult
 from tests.exports import counterparty, guid, json_export, xml_export
 from tests.site import Site, make_site
 
@@ -164,7 +164,7 @@ def test_a_varchar_column_counts_characters_and_bounded_fields_are_checked_too(s
 
 
 def test_validate_offline_still_accepts_what_only_the_database_refuses(tmp_path: Path) -> None:
-    from syncd.validate import check_file
+    from syncd.admin.validate import check_file
 
     poison = counterparty(3)
     poison["payments"] = [_payment(1, purpose="x" * 70_000 + " 😀 ₽")]
@@ -224,7 +224,7 @@ def test_only_data_errors_are_the_files_fault() -> None:
     import pymysql
     from sqlalchemy.exc import DataError, OperationalError
 
-    from syncd.db import data_error_reason
+    from syncd.plumbing.db import data_error_reason
 
     def wrapped(cls: type[Exception], code: int, text_: str) -> Exception:
         return cls("INSERT …", {}, pymysql.err.OperationalError(code, text_))

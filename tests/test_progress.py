@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from syncd.progress import TerminalProgress
+from syncd.plumbing.progress import TerminalProgress
 from tests.exports import counterparty, xml_export
 from tests.site import make_site
 

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd.admin.validate import check_file
 from syncd.bitrix.hlblock import DigestIndex
 from syncd.bitrix.users import Linker
+from syncd.contract.records import Counterparty, Unchanged
 from syncd.errors import ExportError
 from syncd.formats import open_export
-from syncd.records import Counterparty, Unchanged
-from syncd.validate import check_file
 from tests.exports import counterparty, guid, xml_export
 
 MSK = ZoneInfo("Europe/Moscow")

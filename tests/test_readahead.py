@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncd.readahead import ReadAhead
+from syncd.plumbing.readahead import ReadAhead
 
 
 def test_items_arrive_in_order() -> None:

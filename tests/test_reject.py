@@ -9,7 +9,7 @@ import pytest
 
 from syncd import config as config_mod
 from syncd.errors import EXIT_DATABASE, EXIT_REJECTED, EXIT_SOURCE
-from syncd.runner import run_once
+from syncd.run.runner import run_once
 from tests.exports import counterparty, guid, xml_export
 from tests.rig.mariadb import free_port
 from tests.site import Site, make_site

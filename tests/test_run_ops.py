@@ -27,7 +27,7 @@ def test_locked_run_exits_8_and_is_silent_with_quiet(
     config: Path, db_url: str, tmp_path: Path, sshd: SshServer, remote_dir: Path
 ) -> None:
     from syncd import config as config_mod
-    from syncd.lock import RunLock
+    from syncd.plumbing.lock import RunLock
 
     sshd.put(remote_dir / "settlements_1.xml", xml_export([counterparty(1)]))
     with RunLock(config_mod.load(config)):

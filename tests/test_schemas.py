@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from lxml import etree
 
-from syncd.values import parse_amount, parse_date, parse_guid
+from syncd.contract.values import parse_amount, parse_date, parse_guid
 from tests.data.build import CP1, counterparty_xml, json_export, payment_xml, xml_export
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -81,7 +81,7 @@ def test_migrate_with_only_the_run_grants_says_what_it_lacks(mariadb: MariaDB, d
                                                              tmp_path: Path) -> None:
     from syncd.bitrix import core
     from syncd.config import from_mapping
-    from syncd.db import make_engine
+    from syncd.plumbing.db import make_engine
 
     cfg = from_mapping({"source": {"type": "local", "path": "/"}, "database": {"url": db_url}})
     engine = make_engine(cfg.database)

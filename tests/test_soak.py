@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from syncd import config as config_mod
 from syncd.bitrix.users import Linker
 from syncd.daemon import Daemon
-from syncd.runner import Runner
+from syncd.run.runner import Runner
 from syncd.sources.sftp import SftpSource
 from tests.exports import counterparty, xml_export
 from tests.faults import count

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import StateError
-from syncd.lock import FileLock
+from syncd.plumbing.lock import FileLock
 from tests.exports import counterparty, xml_export
 from tests.fs_helpers import fill, local_source, tmpfs
 from tests.ops_helpers import env, imports, prepare_database, runs, wait_for, write_config

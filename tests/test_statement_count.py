@@ -20,8 +20,8 @@ from syncd.bitrix.hlblock import ApplyCounts, ApplyOptions, Blocks, apply_export
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import load_linker
 from syncd.config import BitrixConfig, DatabaseConfig
-from syncd.db import make_engine
-from syncd.records import Counterparty, Document, Header, Payment
+from syncd.contract.records import Counterparty, Document, Header, Payment
+from syncd.plumbing.db import make_engine
 from tests.exports import guid
 
 MSK = ZoneInfo("Europe/Moscow")

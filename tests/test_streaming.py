@@ -1,4 +1,4 @@
-"""source.apply_while_downloading = true: large exports applied as they download (runner + syncd.pipe),
+"""source.apply_while_downloading = true: large exports applied as they download (runner + syncd.plumbing.pipe),
 over the real sshd and MariaDB.
 
 What a user relies on: the result is the same as a download-then-apply (rows, ledger sha256, the
@@ -18,7 +18,8 @@ from sqlalchemy import Engine, create_engine, text
 from syncd import config as config_mod
 from syncd.config import Config
 from syncd.errors import SourceError
-from syncd.runner import PEEK_ABOVE, FileOutcome, RunResult, run_once
+from syncd.run import FileOutcome, RunResult, run_once
+from syncd.run.runner import PEEK_ABOVE
 from tests.exports import counterparty, json_export, xml_export
 from tests.ops_helpers import imports, prepare_database, sql, write_config
 from tests.rig.sshd import SshServer

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from syncd import runner as runner_mod
 from syncd.cli import cli
+from syncd.run import runner as runner_mod
 from tests.exports import counterparty, guid, json_export, xml_export
 from tests.site import Site, make_site
 

@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from syncd.admin.validate import check_file, format_report
+from syncd.contract.checks import Checker
+from syncd.contract.idspill import HashSpill
+from syncd.contract.raw import RawCounterparty
+from syncd.contract.records import Counterparty
 from syncd.errors import ExportError
 from syncd.formats import open_export
-from syncd.idspill import HashSpill
-from syncd.records import Counterparty
-from syncd.validate import Checker, RawCounterparty, check_file, format_report
 from tests.data.build import (
     CP1,
     CP2,
@@ -180,7 +182,7 @@ def _tiny_spills(monkeypatch: pytest.MonkeyPatch) -> list[HashSpill]:
         made.append(HashSpill(block=2))
         return made[-1]
 
-    monkeypatch.setattr("syncd.validate.HashSpill", tiny)
+    monkeypatch.setattr("syncd.contract.checks.HashSpill", tiny)
     return made
 
 

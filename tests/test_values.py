@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from syncd.values import (
+from syncd.contract.values import (
     _formatted_amount,
     _parse_amount,
     _split_datetime,

@@ -16,9 +16,9 @@ from lxml import etree
 
 from syncd.bitrix.hlblock import DigestIndex
 from syncd.bitrix.users import Linker
+from syncd.contract.records import Counterparty
 from syncd.formats import open_export
-from syncd.formats.xmlsplit import PLACEHOLDER, KnownFilter
-from syncd.records import Counterparty
+from syncd.formats.shortcut.xmlsplit import PLACEHOLDER, KnownFilter
 from tests.exports import counterparty, guid, xml_export
 from tests.known import Known
 

@@ -37,18 +37,18 @@ class Target:
 
 TARGETS = {
     "runner": Target(
-        "syncd/runner.py",
+        "syncd/run/runner.py",
         ("exit_code", "count", "_handle", "_done_before"),
         ("tests/test_exit_codes.py", "tests/test_promises.py", "tests/test_apply.py", "tests/test_cli_run.py")),
     "guard": Target(
         "syncd/bitrix/hlblock.py", ("_apply_missing",),
         ("tests/test_promises.py", "tests/test_apply.py"), "guard or missing or held or approve or empty"),
     "validate": Target(
-        "syncd/validate.py", ("finish", "set_summary"),
+        "syncd/contract/checks.py", ("finish", "set_summary"),
         ("tests/test_validate.py", "tests/test_cli_validate.py", "tests/test_corpus.py", "tests/test_promises.py")),
-    "lock": Target("syncd/lock.py", (), ("tests/test_lock.py", "tests/test_promises.py", "tests/test_exit_codes.py"),
+    "lock": Target("syncd/plumbing/lock.py", (), ("tests/test_lock.py", "tests/test_promises.py", "tests/test_exit_codes.py"),
                    "lock or runner or exit_8"),
-    "status": Target("syncd/status.py", ("check", "succeeded_within", "last_success", "applied_age", "data_age"),
+    "status": Target("syncd/admin/status.py", ("check", "succeeded_within", "last_success", "applied_age", "data_age"),
                      ("tests/test_promises.py", "tests/test_run_ops.py"), "check or stale or metric"),
 }
 

@@ -4,7 +4,7 @@ A file can be valid by the contract and still hold a value the database cannot s
 purpose over a TEXT column's 65,535 bytes, an emoji in a utf8mb3 table, `₽` in a cp1251 one, or
 any character the connection's own charset (`?charset=` in database.url) cannot carry. A strict
 server refuses such a value (errors 1406, 1366) and a lenient one cuts or mangles it silently, so
-the checker refuses the file first, naming the record and the field (syncd.validate.Checker).
+the checker refuses the file first, naming the record and the field (syncd.contract.checks.Checker).
 
 The column facts come from information_schema at the start of a run (one query). Per value the
 check is cheap: a text no longer than the column holds even at the charset's widest characters
@@ -26,7 +26,8 @@ from typing import Any, Final
 from sqlalchemy import Connection, bindparam, text
 
 from syncd.bitrix.schema import BlockSpec
-from syncd.records import Counterparty
+from syncd.contract.records import Counterparty
+from syncd.contract.values import show_character
 
 # MySQL charset -> (Python codec, only the Basic Multilingual Plane, bytes per character at most).
 # MySQL's latin1 is Windows-1252.
@@ -111,11 +112,6 @@ class Column:
             return (f"{shown}, {where} in {self.charset.name}) holds at most {_number(self.max_bytes)} bytes; "
                     "shorten it in 1C")
         return None
-
-
-def show_character(ch: str) -> str:
-    code = f"U+{ord(ch):04X}"
-    return f"'{ch}' ({code})" if ch.isprintable() and not ch.isspace() else code
 
 
 def _number(n: int) -> str:

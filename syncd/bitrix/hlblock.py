@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Connection, Table, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, Table, func, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
@@ -40,10 +40,10 @@ from syncd import __version__
 from syncd.bitrix.asof import EPOCH, AsOf, local_seconds_to_utc, seconds, utc_of_local
 from syncd.bitrix.schema import BlockSpec, data_table
 from syncd.bitrix.users import Linker
+from syncd.contract.records import Counterparty, Document, Header, Payment, Unchanged
+from syncd.contract.values import DOCUMENT_KINDS, PAYMENT_KINDS
 from syncd.errors import ExportError
 from syncd.ledger import counterparty_state
-from syncd.records import Counterparty, Document, Header, Payment, Unchanged
-from syncd.values import DOCUMENT_KINDS, PAYMENT_KINDS
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -143,7 +143,7 @@ def _salt(options: ApplyOptions, payments_from: datetime | None, source_tz: tzin
 
 class DigestIndex:
     """The digests of what syncd last applied, so the reader can tell an unchanged counterparty before
-    parsing it (syncd.validate.KnownDigests), and the writer can confirm it without reading anything.
+    parsing it (syncd.contract.checks.KnownDigests), and the writer can confirm it without reading anything.
 
     A digest covers the counterparty's bytes in the file, its site user and the salt (see _salt); the
     writer stores it per counterparty in syncd_counterparty_state. The index holds every digest that is
@@ -256,7 +256,7 @@ class ApplyOptions:
     override: bool = False
 
 
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -394,7 +394,7 @@ class Writer:
                 mins = mysql.insert(table)
                 stmt = mins.on_duplicate_key_update({c: mins.inserted[c] for c in cols})
             self._upsert_cache[table.name] = stmt
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             self.conn.execute(stmt, list(chunk))
 
     def _insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
@@ -402,7 +402,7 @@ class Writer:
         if not rows:
             return
         if not self._rendered:
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows):
                 self.conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in chunk])
             return
         # Rendered here rather than by PyMySQL's executemany, whose per-value converter dispatch was a
@@ -516,7 +516,7 @@ class Writer:
             ) from None
 
     def _delete_ids(self, table: Table, ids: list[int]) -> None:
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             self.conn.execute(table.delete().where(table.c.ID.in_(chunk)))
 
     def _select_in(
@@ -525,7 +525,7 @@ class Writer:
         """Rows whose `column` is in `keys`; only `columns` when given (reading rows back costs more than the SQL)."""
         rows: list[Row] = []
         what = [table.c[c] for c in columns] if columns else [table]
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             q = select(*what).where(table.c[column].in_(chunk), *extra)
             result = self.conn.execute(q)
             names = list(result.keys())
@@ -659,7 +659,7 @@ class Writer:
         """(digest, checked_at, as_of_utc) per counterparty that has them."""
         st = counterparty_state
         found: dict[str, tuple[str, datetime, datetime | None]] = {}
-        for chunk in _chunks(guids):
+        for chunk in chunks(guids):
             q = select(st.c.guid, st.c.digest, st.c.checked_at, st.c.as_of_utc).where(st.c.guid.in_(chunk))
             found.update((g, (d, c, a)) for g, d, c, a in self.conn.execute(q))
         return found
@@ -681,7 +681,7 @@ class Writer:
             mins = mysql.insert(st)
             stmt = mins.on_duplicate_key_update(digest=mins.inserted.digest, checked_at=mins.inserted.checked_at,
                                                 as_of_utc=mins.inserted.as_of_utc)
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             self._sender.submit(self._conn.execute, stmt, list(chunk))  # nothing to wait for: no result
 
     def _forget_digests(self, guids: Sequence[str]) -> None:
@@ -694,7 +694,7 @@ class Writer:
         syncd's own table now, its balance row's UF_UPDATED_AT (the date the site shows) at the end."""
         st = counterparty_state
         self._confirming = self._confirming or bool(guids)
-        for chunk in _chunks(guids):
+        for chunk in chunks(guids):
             stmt = st.update().where(st.c.guid.in_(chunk)).values(as_of_utc=self.as_of_utc)
             self._sender.submit(self._conn.execute, stmt)
 
@@ -838,7 +838,7 @@ class Writer:
                 need.append(cp.id)
         t = self.b.payments
         found: dict[str, tuple[datetime, int, float]] = {}
-        for chunk in _chunks(need):
+        for chunk in chunks(need):
             q = select(t.c.UF_CONTRACTOR_XML_ID, t.c.UF_DATE, t.c.ID, t.c.UF_SUM).where(
                 t.c.UF_CONTRACTOR_XML_ID.in_(chunk), t.c.UF_SUM > 0, t.c.UF_DATE.is_not(None)
             )
@@ -914,13 +914,13 @@ class Writer:
             return
         guids = [r["UF_CONTRACTOR_XML_ID"] for r in missing]
         if self.opt.on_missing == "delete":
-            for chunk in _chunks(guids):
+            for chunk in chunks(guids):
                 self.conn.execute(st.delete().where(st.c.guid.in_(chunk)))
         else:
             self._forget_digests(guids)
         docs = self.b.documents
         gone_docs = 0
-        for chunk in _chunks(guids):
+        for chunk in chunks(guids):
             gone_docs += self.conn.execute(docs.delete().where(docs.c.UF_CONTRACTOR_XML_ID.in_(chunk))).rowcount
         self.counts.documents.deleted += gone_docs
         ids = [r["ID"] for r in missing]
@@ -929,7 +929,7 @@ class Writer:
             self.counts.balance.deleted += len(ids)
             return
         zero_ids = [r["ID"] for r in with_debt]
-        for chunk in _chunks(zero_ids):
+        for chunk in chunks(zero_ids):
             self.conn.execute(
                 t.update().where(t.c.ID.in_(chunk)).values(
                     UF_DEBT=0.0, UF_OVERDUE_DEBT=0.0, UF_PAYABLE=0.0, UF_UPDATED_AT=self.as_of
@@ -939,7 +939,7 @@ class Writer:
         # Already zero: only confirmed as of this export.
         zeroed = set(zero_ids)
         quiet = [i for i in ids if i not in zeroed]
-        for chunk in _chunks(quiet):
+        for chunk in chunks(quiet):
             self.conn.execute(t.update().where(t.c.ID.in_(chunk)).values(UF_UPDATED_AT=self.as_of))
         self.counts.balance.unchanged += len(quiet)
 
@@ -956,56 +956,3 @@ def apply_export(
 ) -> ApplyCounts:
     """Apply one export in the caller's transaction. Raises HeldByGuard or ExportError (caller rolls back)."""
     return Writer(conn, blocks, header, linker, options, progress, name).apply(counterparties)
-
-
-def _set_users(conn: Connection, table: Table, users: list[tuple[int, int | None]]) -> None:
-    """UF_BITRIX_USER_ID by row ID: every row may get a different user, so one UPDATE per user
-    would be one per row when 100,000 counterparties are linked the first time."""
-    if not users:
-        return
-    if conn.dialect.name not in ("mysql", "mariadb"):
-        # SQLite (the demo) runs executemany in-process: one statement per row costs nothing there.
-        conn.execute(
-            update(table).where(table.c.ID == bindparam("row_id")).values(UF_BITRIX_USER_ID=bindparam("user")),
-            [{"row_id": i, "user": u} for i, u in users],
-        )
-        return
-    # An UPDATE joined to a derived table of (ID, user) pairs, a chunk per statement. Written as SQL
-    # text: SQLAlchemy takes longer to compile a 1000-SELECT UNION than the server takes to run it.
-    name = conn.dialect.identifier_preparer.quote(table.name)
-    for chunk in _chunks(users, 1000):
-        pairs = " UNION ALL ".join(["SELECT %s AS id, %s AS u"] + ["SELECT %s, %s"] * (len(chunk) - 1))
-        conn.exec_driver_sql(
-            f"UPDATE {name} AS t JOIN ({pairs}) AS want ON t.ID = want.id SET t.UF_BITRIX_USER_ID = want.u",
-            tuple(v for pair in chunk for v in pair),
-        )
-
-
-def relink(conn: Connection, blocks: Blocks, linker: Linker) -> dict[str, int]:
-    """Set UF_BITRIX_USER_ID on every row of the three blocks from the linker; returns rows changed per block.
-
-    The balance block has one row per counterparty and its INN/KPP (the inn strategy needs them),
-    so links are decided there, in memory, and only changed rows are written. Payments and
-    documents then take their counterparty's user from the balance block in one UPDATE … JOIN per
-    block, run by the database: no rows travel, and a run that changes nothing costs one read of
-    the balance block plus two index joins. Rows whose counterparty has no balance row (on_missing
-    = delete keeps payments) are linked by GUID alone.
-    """
-    bal = blocks.balance
-    key, user = bal.c.UF_CONTRACTOR_XML_ID, bal.c.UF_BITRIX_USER_ID
-    fix: list[tuple[int, int | None]] = []
-    for row_id, guid, inn, kpp, current in conn.execute(select(bal.c.ID, key, bal.c.UF_INN, bal.c.UF_KPP, user)):
-        target = linker.user_for(guid, inn, kpp) if guid else None
-        if target != current:
-            fix.append((row_id, target))
-    _set_users(conn, bal, fix)
-    changed = {"balance": len(fix)}
-    for role, t in (("payments", blocks.payments), ("documents", blocks.documents)):
-        tkey, tuser = t.c.UF_CONTRACTOR_XML_ID, t.c.UF_BITRIX_USER_ID
-        follow = update(t).where(tkey == key, tuser.is_distinct_from(user)).values(UF_BITRIX_USER_ID=user)
-        changed[role] = int(conn.execute(follow).rowcount)
-        orphans = select(t.c.ID, tkey, tuser).where(~exists().where(key == tkey))
-        loose = [(i, want) for i, g, u in conn.execute(orphans) if (want := linker.user_for(g) if g else None) != u]
-        _set_users(conn, t, loose)
-        changed[role] += len(loose)
-    return changed

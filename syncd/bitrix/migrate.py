@@ -24,11 +24,11 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
 from syncd.bitrix import core
+from syncd.bitrix.owntables import OwnTablesReport, upgrade_own_tables
 from syncd.bitrix.phpserialize import PhpSerializeError, PhpValue, serialize, unserialize
 from syncd.bitrix.schema import BlockSpec, FieldSpec, Role, UserType, block_specs, column_type, data_table
 from syncd.config import BitrixConfig
 from syncd.errors import SchemaError
-from syncd.migrations_runner import OwnTablesReport, upgrade_own_tables
 
 __all__ = [
     "BlockReport", "MigrateReport", "OwnTablesReport", "check_blocks", "field_settings", "migrate",

@@ -11,7 +11,7 @@ Public functions (the rest of syncd uses only these):
   its values are not parsed (the writer only confirms its rows).
 
 `name` is the file name used in messages; `source_tz` is the zone of naive datetimes; `bitrix_tz`
-(default: `source_tz`) the site's, to which every datetime must convert (syncd.validate.storable).
+(default: `source_tz`) the site's, to which every datetime must convert (syncd.contract.checks.storable).
 
 Compression and format are told by the content, not the file name: 1C jobs and admins rename
 files, and a `.xml` that is really gzip must still be read.
@@ -29,13 +29,14 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Final, Protocol, cast
 
+from syncd.contract.checks import Checker, changes_of, records_of
+from syncd.contract.limits import DEFAULT, Limits, exceeded
+from syncd.contract.raw import Capacity, Dialect, KnownDigests, RawCounterparty
+from syncd.contract.records import Counterparty, Header, Unchanged
 from syncd.errors import ExportError
 from syncd.formats.guard import Guard
 from syncd.formats.json import JsonReader
 from syncd.formats.xml import XmlReader
-from syncd.limits import DEFAULT, Limits, exceeded
-from syncd.records import Counterparty, Header, Unchanged
-from syncd.validate import Capacity, Checker, Dialect, KnownDigests, RawCounterparty, changes_of, records_of
 
 __all__ = ["Export", "open_export", "read_header"]
 
@@ -283,7 +284,7 @@ def open_export(path: Path, *, name: str, source_tz: tzinfo, growing: io.Buffere
                 limits: Limits = DEFAULT) -> Iterator[Export]:
     """Open an export for streaming; every problem raises ExportError (see the module docstring).
 
-    `growing`: the file's bytes as they download (syncd.pipe), read instead of `path`; `path` must
+    `growing`: the file's bytes as they download (syncd.plumbing.pipe), read instead of `path`; `path` must
     hold the whole file once they end (it is read again only to name ids seen twice). Not for zip.
     `capacity`: what the database's columns hold; a value they cannot store is a problem too.
     """
@@ -304,7 +305,7 @@ Scan = tuple[Checker, "Header | None", Iterator[Counterparty], Callable[[], Iter
 @contextmanager
 def scan_export(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None,
                 limits: Limits = DEFAULT) -> Iterator[Scan]:
-    """For syncd.validate.check_file: like open_export, but the checker records problems and goes on."""
+    """For syncd.contract.checks.check_file: like open_export, but the checker records problems and goes on."""
     with (_open_source(path, name, limits=limits) as (stream, kind),
           closing(Checker(name, source_tz, dialect=kind, strict=False, totals=True, bitrix_tz=bitrix_tz)) as checker):
         reader = _reader(kind, stream, checker, lambda: _open_source(path, name, limits=limits))

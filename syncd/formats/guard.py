@@ -1,4 +1,4 @@
-"""The limits of syncd.limits, counted in the decompressed bytes before any parser or filter reads them.
+"""The limits of syncd.contract.limits, counted in the decompressed bytes before any parser or filter reads them.
 
 `Guard.scan()` sees every block a reader or byte filter takes from the stream, in order, and raises
 ExportError at the first limit passed; so no parser ever holds more than a limit's worth of a hostile
@@ -32,7 +32,7 @@ from array import array
 from itertools import accumulate
 from typing import Final
 
-from syncd.limits import Limits, exceeded
+from syncd.contract.limits import Limits, exceeded
 
 # One translate both maps brackets and drops everything but brackets, quotes, commas and backslashes.
 _TO_SQUARE: Final = bytes.maketrans(b"{}", b"[]")

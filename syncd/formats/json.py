@@ -26,14 +26,16 @@ from typing import Any, Final
 import ijson
 from ijson.common import IncompleteJSONError, JSONError, ObjectBuilder
 
+from syncd.contract.checks import HEADER_KEYS, Checker
+from syncd.contract.raw import RawCounterparty, counterparty_label
+from syncd.contract.records import Header
 from syncd.errors import ExportError
-from syncd.formats.bytefilter import Cut
+from syncd.formats.bytesource import ByteSource
 from syncd.formats.jsonguard import DigitGuard, odd_text
 from syncd.formats.jsonkeys import COUNTERPARTY_KEYS as _COUNTERPARTY_KEYS
 from syncd.formats.jsonkeys import KeyCount, built_keys, duplicate_keys
-from syncd.formats.jsonsplit import KnownFilter
-from syncd.records import Header
-from syncd.validate import HEADER_KEYS, ByteSource, Checker, RawCounterparty, counterparty_label
+from syncd.formats.shortcut.bytefilter import Cut
+from syncd.formats.shortcut.jsonsplit import KnownFilter
 
 Opener = Callable[[], AbstractContextManager[tuple[ByteSource, str]]]
 
@@ -207,7 +209,7 @@ class JsonReader:
         cuts: deque[Cut] = deque()
         if checker.known is not None:
             # Known counterparties are cut out of the bytes before ijson builds them
-            # (syncd.formats.jsonsplit).
+            # (syncd.formats.shortcut.jsonsplit).
             known_filter = KnownFilter(self.stream, self._rest, checker.known)
             self._read, self._rest, cuts = self._guarded(known_filter.read), b"", known_filter.cuts
         index = built = 0

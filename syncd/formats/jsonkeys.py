@@ -28,8 +28,9 @@ from typing import Final
 import ijson
 from ijson.common import JSONError
 
+from syncd.contract.raw import counterparty_label
+from syncd.formats.bytesource import ByteSource
 from syncd.formats.jsonguard import DigitGuard
-from syncd.validate import ByteSource, counterparty_label
 
 _WHITESPACE: Final = b" \t\r\n\v\f"  # \v and \f too: ijson (yajl) takes them for whitespace
 _CHUNK: Final = 1 << 16

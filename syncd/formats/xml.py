@@ -17,22 +17,20 @@ from typing import Any, Final
 
 from lxml import etree
 
-from syncd.errors import ExportError
-from syncd.formats.bytefilter import Cut
-from syncd.formats.xmlsplit import PLACEHOLDER, KnownFilter
-from syncd.records import Header
-from syncd.validate import (
+from syncd.contract.checks import (
     DOCUMENT_KEYS,
     HEADER_KEYS,
     LAST_PAYMENT_KEYS,
     PAYMENT_KEYS,
     XML_VALUE_ELEMENTS,
-    ByteSource,
     Checker,
-    Fields,
-    RawCounterparty,
-    counterparty_label,
 )
+from syncd.contract.raw import Fields, RawCounterparty, counterparty_label
+from syncd.contract.records import Header
+from syncd.errors import ExportError
+from syncd.formats.bytesource import ByteSource
+from syncd.formats.shortcut.bytefilter import Cut
+from syncd.formats.shortcut.xmlsplit import PLACEHOLDER, KnownFilter
 
 ROOT: Final = "SettlementsExport"
 _SAFE_PARSER: Final[dict[str, Any]] = {
@@ -65,7 +63,7 @@ class XmlReader:
 
     def header(self) -> Header | None:
         self._check_prolog()
-        # Known counterparties are cut out of the bytes before lxml sees them (syncd.formats.xmlsplit),
+        # Known counterparties are cut out of the bytes before lxml sees them (syncd.formats.shortcut.xmlsplit),
         # once records() knows the digests to compare with.
         self._filter = KnownFilter(self._stream)
         self._events = etree.iterparse(
@@ -189,7 +187,7 @@ class XmlReader:
 
     def _children(self, elem: Any, index: int) -> tuple[RawCounterparty, bool]:
         """The counterparty's fields from its child elements, and whether its shape is the plain one
-        the filter may take ids from once the digest is known (syncd.formats.xmlsplit): nothing but
+        the filter may take ids from once the digest is known (syncd.formats.shortcut.xmlsplit): nothing but
         the contract's elements, each once, where the reader walks them."""
         checker = self._checker
         values: dict[str, object] = {}

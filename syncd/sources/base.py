@@ -21,8 +21,8 @@ from typing import BinaryIO
 
 from syncd.config import SourceConfig
 from syncd.errors import SourceError
-from syncd.sources import Listing, Refused, RemoteFile, Waiting
-from syncd.statedir import state_error
+from syncd.plumbing.statedir import state_error
+from syncd.sources.listing import Listing, Refused, RemoteFile, Waiting
 
 MARKER_SUFFIX = ".done"
 TEMP_SUFFIXES = (".tmp", ".part")

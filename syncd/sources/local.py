@@ -11,9 +11,9 @@ from pathlib import Path
 
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
-from syncd.sources import Listing, RemoteFile
+from syncd.plumbing.statedir import download_file, writing
 from syncd.sources.base import Entry, HashingWriter, classify_now, marker_name, numbered_name, plain_name
-from syncd.statedir import download_file, writing
+from syncd.sources.listing import Listing, RemoteFile
 
 _MAX_SUFFIX = 1000
 

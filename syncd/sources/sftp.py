@@ -30,7 +30,7 @@ from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, 
 
 from syncd.config import FileAction, SourceConfig
 from syncd.errors import SourceError
-from syncd.sources import Listing, RemoteFile
+from syncd.plumbing.statedir import download_file, writing
 from syncd.sources.base import (
     Entry,
     HashingWriter,
@@ -41,8 +41,8 @@ from syncd.sources.base import (
     numbered_name,
     plain_name,
 )
+from syncd.sources.listing import Listing, RemoteFile
 from syncd.sources.sftplist import listdir
-from syncd.statedir import download_file, writing
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 
 A file over 1 MiB is first read to its header (64 KiB): a duplicate or superseded one is not
 downloaded at all. With source.apply_while_downloading, the fetch of such a file runs in a thread
-while it is applied (syncd.pipe), and the transaction commits only after the download ended whole.
+while it is applied (syncd.plumbing.pipe), and the transaction commits only after the download ended whole.
 
 The daemon and the CLI only call `run_once`.
 """
@@ -17,15 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from syncd import ledger, statedir
+from syncd import ledger
 from syncd.bitrix.capacity import Capacity, read_capacity
 from syncd.bitrix.hlblock import (
     ApplyCounts,
@@ -35,68 +35,32 @@ from syncd.bitrix.hlblock import (
     apply_export,
     digest_index,
 )
+from syncd.bitrix.linking import RefreshCounts, refresh_links
 from syncd.bitrix.migrate import check_blocks
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import Linker, check_link_by, load_linker
 from syncd.config import Config
-from syncd.db import data_error_reason, db_reason, make_engine, safe_url
+from syncd.contract.records import Header
 from syncd.errors import (
-    EXIT_HELD,
-    EXIT_OK,
-    EXIT_REJECTED,
     DatabaseError,
     ExportError,
     SchemaError,
     SourceError,
     SyncdError,
-    exit_code_for,
 )
 from syncd.formats import open_export, read_header
-from syncd.links import RefreshCounts, refresh_links
-from syncd.lock import RunLock
-from syncd.memory import bulk_gc
-from syncd.pipe import Growing
-from syncd.progress import Progress
-from syncd.readahead import ReadAhead
-from syncd.records import Header
+from syncd.plumbing import statedir
+from syncd.plumbing.db import data_error_reason, db_reason, make_engine, safe_url
+from syncd.plumbing.lock import RunLock
+from syncd.plumbing.memory import bulk_gc
+from syncd.plumbing.pipe import Growing
+from syncd.plumbing.progress import Progress
+from syncd.plumbing.readahead import ReadAhead
+from syncd.run.outcome import FileOutcome, RunResult, format_counts, span
+from syncd.run.record import record_run
 from syncd.sources import RemoteFile, Source, open_source
 
 log = logging.getLogger("syncd.runner")
-
-Status = Literal["applied", "duplicate", "superseded", "held", "rejected", "waiting"]
-
-@dataclass
-class FileOutcome:
-    name: str
-    status: Status
-    message: str = ""
-    header: Header | None = None
-    counts: ApplyCounts | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class RunResult:
-    started: datetime
-    files: list[FileOutcome] = field(default_factory=list)
-    error: SyncdError | None = None  # the run itself failed (source or database unreachable…)
-    links: RefreshCounts | None = None  # set when the run relinked rows because the links changed
-    finished: datetime | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.error is not None:
-            return exit_code_for(self.error)
-        statuses = {f.status for f in self.files}
-        if "rejected" in statuses:
-            return EXIT_REJECTED
-        if "held" in statuses:
-            return EXIT_HELD
-        return EXIT_OK
-
-    def count(self, status: Status) -> int:
-        return sum(1 for f in self.files if f.status == status)
-
 
 @dataclass
 class _Fetched:
@@ -484,8 +448,8 @@ class Runner:
         ahead = ledger.to_utc(header.generated_at) - now
         if ahead > skew:
             raise HeldByGuard(
-                f"generatedAt {header.generated_at.isoformat()} is {_span(ahead)} ahead of this host's clock "
-                f"({now:%Y-%m-%d %H:%M:%S} UTC), more than bitrix.max_clock_skew {_span(skew)}: a typo in 1C "
+                f"generatedAt {header.generated_at.isoformat()} is {span(ahead)} ahead of this host's clock "
+                f"({now:%Y-%m-%d %H:%M:%S} UTC), more than bitrix.max_clock_skew {span(skew)}: a typo in 1C "
                 "or 1C's clock running ahead; applied, it would make every correct export after it look older. "
                 "Check the date (and this host's clock); if it is right")
 
@@ -557,25 +521,6 @@ def _records(counterparties: Iterator[T]) -> AbstractContextManager[Iterable[T]]
     return ReadAhead(counterparties) if READ_AHEAD else nullcontext(counterparties)
 
 
-def _span(delta: timedelta) -> str:
-    """A duration as a person reads it: 36.1 years, 3 h 20 min, 45 s."""
-    seconds = delta.total_seconds()
-    if seconds >= 2 * 365 * 86400:
-        return f"{seconds / (365.25 * 86400):.1f} years"
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.1f} days"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return " ".join(f"{v} {u}" for v, u in ((hours, "h"), (minutes, "min"), (secs, "s")) if v) or "0 s"
-
-
-def format_counts(counts: ApplyCounts) -> str:
-    parts = []
-    for role, c in counts.by_role().items():
-        parts.append(f"{role} +{c.inserted} ~{c.updated} ={c.unchanged} -{c.deleted}")
-    return ", ".join(parts)
-
-
 def run_once(
     cfg: Config,
     *,
@@ -594,8 +539,6 @@ def run_once(
     (once | cron | daemon). `on_start` gets the Runner before it starts (the daemon uses it to
     cut a run that overstays its deadline).
     """
-    from syncd.status import record_run
-
     own_engine = engine is None
     engine = engine or make_engine(cfg.database)
     try:

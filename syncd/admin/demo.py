@@ -24,9 +24,9 @@ from syncd import ledger
 from syncd.bitrix import core
 from syncd.bitrix.migrate import migrate, upgrade_own_tables
 from syncd.bitrix.schema import block_specs, data_table
-from syncd.db import make_engine
 from syncd.formats import open_export
-from syncd.runner import format_counts, run_once
+from syncd.plumbing.db import make_engine
+from syncd.run import format_counts, run_once
 
 SAMPLE = "settlements_sample.xml"
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from syncd.validate import ByteSource, RawCounterparty
+from syncd.contract.raw import RawCounterparty
+from syncd.formats.bytesource import ByteSource
 
 READ: Final = 1 << 20
 

@@ -1,6 +1,6 @@
 """Known counterparties cut out of a JSON export's bytes before ijson builds them.
 
-The JSON twin of syncd.formats.xmlsplit. With 1% of an export changed, building the other 99% of the
+The JSON twin of syncd.formats.shortcut.xmlsplit. With 1% of an export changed, building the other 99% of the
 counterparties as Python objects only to find their digest known was most of the run (ijson's C
 builder: ~46 µs a counterparty, pickling it for the digest ~7 µs more). `KnownFilter` sits between
 the bytes of the counterparties array and ijson. It finds each element of the array in the raw bytes
@@ -48,9 +48,10 @@ import re
 from collections import deque
 from typing import Final
 
-from syncd.formats.bytefilter import ByteFilter, Cut
-from syncd.validate import ByteSource, KnownDigests
-from syncd.values import parse_guid, parse_inn, parse_kpp
+from syncd.contract.raw import KnownDigests
+from syncd.contract.values import parse_guid, parse_inn, parse_kpp
+from syncd.formats.bytesource import ByteSource
+from syncd.formats.shortcut.bytefilter import ByteFilter, Cut
 
 # The space keeps what follows from becoming part of the number: "0" before a stray ".5" would be 0.5.
 PLACEHOLDER: Final = b"0 "

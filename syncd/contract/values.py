@@ -16,7 +16,7 @@ from datetime import date, datetime, time, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
-from syncd.records import Mode
+from syncd.contract.records import Mode
 
 _CENT: Final = Decimal("0.01")
 _ZERO: Final = Decimal("0.00")
@@ -373,3 +373,7 @@ def parse_count(value: object) -> int:
         raise ValueError(f"{show(value)} is not a count: expected 0 or more")
     return number
 
+
+def show_character(ch: str) -> str:
+    code = f"U+{ord(ch):04X}"
+    return f"'{ch}' ({code})" if ch.isprintable() and not ch.isspace() else code

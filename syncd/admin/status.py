@@ -3,61 +3,23 @@
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, column, func, or_, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import ledger
 from syncd.config import Config
-from syncd.db import db_reason, make_engine, safe_url
 from syncd.errors import SourceError
+from syncd.plumbing.db import db_reason, make_engine, safe_url
+from syncd.run.record import last_success
 from syncd.sources import open_source
-
-if TYPE_CHECKING:
-    from syncd.runner import RunResult, Status
 
 log = logging.getLogger("syncd.status")
 
 TRIGGERS = ("once", "cron", "daemon")
-
-
-# ---------------------------------------------------------------- the run journal
-
-
-def run_summary(result: RunResult) -> str:
-    statuses: tuple[Status, ...] = ("applied", "duplicate", "superseded", "held", "rejected", "waiting")
-    parts = [f"{result.count(s)} {s}" for s in statuses if result.count(s)]
-    return ", ".join(parts) or "nothing to do"
-
-
-def record_run(engine: Engine, result: RunResult, trigger: str) -> None:
-    """Add the run to syncd_runs. Never fails the run: the database may be the very thing that is down."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                ledger.runs.insert().values(
-                    started_at=result.started,
-                    finished_at=result.finished or ledger.utcnow(),
-                    host=socket.gethostname(),
-                    trigger=trigger,
-                    exit_code=result.exit_code,
-                    summary=run_summary(result),
-                    error=str(result.error) if result.error is not None else None,
-                )
-            )
-    except SQLAlchemyError as exc:
-        log.warning("could not record the run in syncd_runs: %s", exc.__class__.__name__)
-
-
-def last_success(conn: Connection) -> datetime | None:
-    """When the newest run that ended with exit code 0 finished (UTC, naive), or None."""
-    q = select(func.max(ledger.runs.c.finished_at)).where(ledger.runs.c.exit_code == 0)
-    value = conn.execute(q).scalar()
-    return value if isinstance(value, datetime) else None
 
 
 # ---------------------------------------------------------------- `syncd status`

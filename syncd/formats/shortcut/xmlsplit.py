@@ -36,9 +36,10 @@ import re
 from collections import deque
 from typing import Final
 
-from syncd.formats.bytefilter import READ, ByteFilter, Cut
-from syncd.validate import ByteSource, KnownDigests
-from syncd.values import parse_guid, parse_inn, parse_kpp
+from syncd.contract.raw import KnownDigests
+from syncd.contract.values import parse_guid, parse_inn, parse_kpp
+from syncd.formats.bytesource import ByteSource
+from syncd.formats.shortcut.bytefilter import READ, ByteFilter, Cut
 
 PLACEHOLDER: Final = "_syncd_known"
 _PLACEHOLDER: Final = b"<" + PLACEHOLDER.encode() + b"/>"

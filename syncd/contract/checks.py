@@ -9,7 +9,7 @@ A `Checker` is strict (`open_export`: the first problem raises `ExportError`) or
 
 Ids must be unique in the whole file, and a file may hold millions of payments. Keeping every id
 string would cost hundreds of bytes per payment, and even one 64-bit hash per id in memory would
-grow with the file, so the first pass hands one hash per id to a `HashSpill` (syncd.idspill) per
+grow with the file, so the first pass hands one hash per id to a `HashSpill` (syncd.contract.idspill) per
 kind, which keeps a few hundred KiB in memory and the rest in an anonymous temporary file, and
 compares them at the end one partition at a time. Only if two hashes are equal does a second pass
 over the file look for the actual ids, so a hash collision never becomes a reported problem.
@@ -18,19 +18,16 @@ over the file look for the actual ids, so a hash collision never becomes a repor
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Final, Literal, Protocol, cast
+from typing import Any, Final, cast
 
-from syncd.errors import ExportError
-from syncd.idspill import HashSpill
-from syncd.limits import DEFAULT as DEFAULT_LIMITS
-from syncd.limits import Limits
-from syncd.records import Counterparty, Document, Header, LastPayment, Payment, Summary, Unchanged
-from syncd.values import (
+from syncd.contract.idspill import HashSpill
+from syncd.contract.raw import Capacity, Dialect, Fields, KnownDigests, RawCounterparty, counterparty_label
+from syncd.contract.records import Counterparty, Document, Header, LastPayment, Payment, Summary, Unchanged
+from syncd.contract.values import (
     non_negative,
     non_zero,
     parse_amount,
@@ -48,26 +45,11 @@ from syncd.values import (
     parse_text,
     show,
 )
+from syncd.errors import ExportError
 
 log = logging.getLogger("syncd.formats")
 
-Dialect = Literal["xml", "json"]
-Fields = Mapping[str, object]
 
-
-class ByteSource(Protocol):
-    """The decompressed bytes of an export as syncd.formats hands them to a reader."""
-
-    at_eof: bool
-    newlines: int
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-    def peek_at_least(self, size: int, /) -> bytes: ...
-
-    def counterparty_done(self, count: int = 1, /) -> None:
-        """The header (the first call) or `count` counterparties ended before the bytes read from here
-        on: the reader holds none of them any more, or a byte filter cut them out (syncd.formats.guard)."""
 
 _ZERO: Final = Decimal("0.00")
 # A file where every payment is bad would otherwise produce millions of lines (and as many strings).
@@ -83,54 +65,6 @@ SUMMARY_KEYS: Final = frozenset({"counterparties", "payments", "documents"})
 # XML spells the counterparty's amounts as elements; messages use the name the 1C developer wrote.
 XML_VALUE_ELEMENTS: Final = {"debt": "Debt", "payable": "Payable", "overdueDebt": "OverdueDebt",
                              "creditLimit": "CreditLimit"}
-
-
-@dataclass(slots=True)
-class RawCounterparty:
-    """One counterparty as read, before any value is parsed.
-
-    `attrs` answers id, inn, kpp, name, currency; `values` answers debt, payable, overdueDebt,
-    creditLimit. For JSON both are the counterparty's object. Items are lxml elements (XML, with
-    `.sourceline`) or dicts (JSON).
-    """
-
-    index: int
-    line: int | None
-    attrs: Fields
-    values: Fields
-    last_payment: Fields | None = None
-    payments: Sequence[Fields] = ()
-    documents: Sequence[Fields] = ()
-    # The counterparty's own bytes (XML) or a serialisation of what was read (JSON), when the checker
-    # has known digests to compare with (`Checker.known`).
-    content: bytes | None = None
-    # Set by Checker.match: (id, digest) of `content`, and what the writer knows of that digest.
-    digested: tuple[str, str] | None = None
-    known_as: object = None
-    # A known counterparty's ids as a reader took them from its bytes, instead of `payments` and
-    # `documents` (syncd.formats.xmlsplit): payment ids, and document (id, dueDate as written), the
-    # ids in lower case.
-    payment_ids: list[str] | None = None
-    document_keys: list[tuple[str, str | None]] | None = None
-
-
-class Capacity(Protocol):
-    """What the database's columns can hold (syncd.bitrix.capacity): known only on the run path."""
-
-    def check(self, cp: Counterparty) -> tuple[str, int, str, str] | None:
-        """(counterparty | payment | document, its number from 1, field, what is wrong) of the first value
-        of `cp` the database cannot store, or None."""
-        ...
-
-
-class KnownDigests(Protocol):
-    """What the writer last applied, per counterparty (syncd.bitrix.hlblock.DigestIndex)."""
-
-    def digest(self, guid: str, inn: str | None, kpp: str | None, content: bytes) -> str: ...
-
-    def find(self, digest: str) -> object | None:
-        """What the writer needs of the counterparty last applied with this digest; None if there is none."""
-        ...
 
 
 # How each field is parsed on the slow path (a record with a problem), and checked.
@@ -670,13 +604,6 @@ def _window_start(value: object, zone: tzinfo | None, bitrix_tz: tzinfo) -> date
     return day
 
 
-def counterparty_label(index: int, ident: object) -> str:
-    """"counterparty #3 (id=…)"; an id too long to be one is cut, so that a message stays a line."""
-    if not isinstance(ident, str) or not ident:
-        return f"counterparty #{index}"
-    return f"counterparty #{index} (id={ident if len(ident) <= 40 else ident[:36] + '…'})"
-
-
 def _lower_guid(value: object) -> object:
     return value.lower() if type(value) is str else parse_guid(value)
 
@@ -686,85 +613,6 @@ def _quiet(parse: Callable[[object], object], value: object) -> object:
         return parse(value)
     except ValueError:
         return None
-
-
-# -- check_file: the offline report behind `syncd validate` --------------------------------------
-
-
-@dataclass
-class Report:
-    file: str
-    header: Header | None = None
-    problems: list[str] = field(default_factory=list)
-    counterparties: int = 0
-    payments: int = 0
-    documents: int = 0
-    total_debt: Decimal = _ZERO
-    total_overdue_debt: Decimal = _ZERO
-    total_payments: Decimal = _ZERO
-    total_outstanding: Decimal = _ZERO
-    unlisted_problems: int = 0  # beyond MAX_PROBLEMS: counted, not listed
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def check_file(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None,
-               limits: Limits = DEFAULT_LIMITS) -> Report:
-    """Read the whole file and record every problem instead of stopping at the first one."""
-    # syncd.formats builds on this module, so it is imported when it is needed.
-    from syncd.formats import scan_export
-
-    report = Report(file=name)
-    checker: Checker | None = None
-    try:
-        with scan_export(path, name=name, source_tz=source_tz, bitrix_tz=bitrix_tz,
-                         limits=limits) as (checker, header, records, rescan):
-            report.header = header
-            for _ in records:
-                pass
-            checker.finish(rescan)
-    except ExportError as e:
-        # Only a broken file (syntax, compression) stops the reading; it is the last problem.
-        report.problems.append(str(e))
-    if checker is not None:
-        report.problems[:0] = checker.problems
-        report.unlisted_problems = checker.more_problems
-        if checker.more_problems:
-            report.problems.insert(len(checker.problems),
-                                   f"{name}: … and {checker.more_problems} more problems (not listed)")
-        tally = checker.tally
-        report.counterparties, report.payments, report.documents = (
-            tally.counterparties, tally.payments, tally.documents)
-        report.total_debt, report.total_overdue_debt = tally.debt, tally.overdue_debt
-        report.total_payments, report.total_outstanding = tally.payments_sum, tally.outstanding
-    return report
-
-
-def format_report(report: Report) -> str:
-    """The report as a human reads it: each problem on a line, then what the file holds."""
-    lines = list(report.problems)
-    header = report.header
-    if header is not None:
-        window = f", payments from {header.payments_from}" if header.payments_from else ""
-        lines.append(f"{report.file}: export {header.export_id}, {header.mode}, generated at "
-                     f"{header.generated_at.isoformat()}{window}")
-    lines.append(
-        f"{report.file}: {report.counterparties} counterparties, {report.payments} payments, "
-        f"{report.documents} open documents; debt {_money(report.total_debt)}, overdue "
-        f"{_money(report.total_overdue_debt)}, payments {_money(report.total_payments)}, "
-        f"outstanding on documents {_money(report.total_outstanding)}"
-        + ("" if report.ok else " (totals count only the records without problems)")
-    )
-    count = len(report.problems) + report.unlisted_problems - (1 if report.unlisted_problems else 0)
-    verdict = "OK" if report.ok else f"{count} problem(s): the file would be rejected"
-    lines.append(f"{report.file}: {verdict}")
-    return "\n".join(lines)
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f}".replace(",", " ")
 
 
 def _attribute_count(element: Any) -> int:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DataError, SQLAlchemyError
 
 from syncd.config import DatabaseConfig
+from syncd.contract.values import show_character
 from syncd.errors import ConfigError
 
 
@@ -70,8 +71,6 @@ def data_error_reason(exc: BaseException) -> str | None:
     character the connection's encoding cannot carry); None for anything else (a lost connection, a lock
     wait timeout, a deadlock: not the file's fault)."""
     if isinstance(exc, UnicodeEncodeError):
-        from syncd.bitrix.capacity import show_character
-
         bad = exc.object[exc.start : exc.start + 1] if isinstance(exc.object, str) else "?"
         return (f"character {show_character(bad)} cannot be sent over the database connection, whose charset "
                 "cannot carry it: take charset out of database.url (syncd then uses utf8mb4) or remove the "

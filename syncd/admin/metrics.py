@@ -22,7 +22,7 @@ from syncd import ledger
 from syncd.errors import ConfigError
 
 if TYPE_CHECKING:
-    from syncd.runner import RunResult
+    from syncd.run.outcome import RunResult
 
 TEXTFILE_MODE = 0o644
 OUTCOMES = ("applied", "duplicate", "superseded", "held", "rejected", "waiting")
@@ -68,7 +68,7 @@ class Metrics:
 
     def load_history(self, engine: Engine) -> None:
         """Last success and data age from the database, so a restart does not reset them."""
-        from syncd.status import last_success
+        from syncd.run.record import last_success
 
         try:
             with engine.connect() as conn:

@@ -1,6 +1,6 @@
 """The 64-bit hashes of an export's ids, mostly on disk, and the ones seen more than once.
 
-`syncd.validate.Checker` must find ids that occur twice anywhere in a file of millions of ids.
+`syncd.contract.checks.Checker` must find ids that occur twice anywhere in a file of millions of ids.
 Even at 8 bytes a hash, keeping them all in memory made the reader's memory grow with the export
 (31 MB of hashes for 3.9 million ids), and an export may grow without bound. So a `HashSpill` keeps
 a small buffer per partition and writes each full buffer as a block to one anonymous temporary

@@ -28,9 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from syncd.config import Config
-from syncd.db import database_url, db_reason
 from syncd.errors import DatabaseError, LockedError
-from syncd.statedir import FILE_MODE, make_dirs, state_error, writing
+from syncd.plumbing.db import database_url, db_reason
+from syncd.plumbing.statedir import FILE_MODE, make_dirs, state_error, writing
 
 log = logging.getLogger("syncd.lock")
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import getpass
 import re
 import socket
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    inspect,
     or_,
     select,
 )
@@ -39,12 +37,13 @@ from sqlalchemy.exc import OperationalError
 
 from syncd import ledger
 from syncd.bitrix import core
-from syncd.bitrix.hlblock import Blocks, relink
-from syncd.bitrix.schema import block_specs
+from syncd.bitrix.hlblock import Blocks
+from syncd.bitrix.linking import RefreshCounts, blocks_of, refresh_rows, require_tables
+from syncd.bitrix.linking import refresh_links as refresh_links  # `syncd links refresh`
 from syncd.bitrix.users import LINKS_TABLE, Linker, code_key, guid_key, load_linker, parse_strategy
 from syncd.config import Config
-from syncd.db import make_engine, safe_url
-from syncd.errors import DatabaseError, SchemaError, SyncdError
+from syncd.errors import DatabaseError, SyncdError
+from syncd.plumbing.db import make_engine, safe_url
 
 KeyKind = Literal["guid", "inn"]
 
@@ -160,100 +159,8 @@ def _default_author() -> str:
 # ---------------------------------------------------------------- plumbing
 
 
-def _blocks(cfg: Config) -> Blocks:
-    return Blocks.from_specs(block_specs(cfg.bitrix.blocks))
-
-
-def _require_tables(conn: Connection, blocks: Blocks, *, links: bool) -> None:
-    insp = inspect(conn)
-    missing = [t.name for t in (blocks.balance, blocks.payments, blocks.documents) if not insp.has_table(t.name)]
-    if links and not insp.has_table(LINKS_TABLE):
-        missing.append(LINKS_TABLE)
-    if missing:
-        raise SchemaError(f"the database is not ready: no table {', '.join(missing)} (run `syncd migrate`)")
-
-
 def _manual_configured(cfg: Config) -> bool:
     return any(parse_strategy(s).kind == "manual" for s in cfg.bitrix.link_by)
-
-
-# ---------------------------------------------------------------- refresh
-
-
-@dataclass
-class RefreshCounts:
-    """Rows whose UF_BITRIX_USER_ID changed, per block, and where the balance block stands now."""
-
-    balance: int = 0
-    payments: int = 0
-    documents: int = 0
-    counterparties: int = 0  # rows in the balance block
-    linked: int = 0  # … of them with a user
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> int:
-        return self.balance + self.payments + self.documents
-
-    @property
-    def unlinked(self) -> int:
-        return self.counterparties - self.linked
-
-    def line(self) -> str:
-        return (
-            f"links refreshed in {self.seconds:.2f}s: rows changed balance {self.balance}, payments {self.payments}, "
-            f"documents {self.documents}; {self.linked} of {self.counterparties} counterparties linked, "
-            f"{self.unlinked} without a user"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "changed": {"balance": self.balance, "payments": self.payments, "documents": self.documents},
-            "counterparties": self.counterparties,
-            "linked": self.linked,
-            "unlinked": self.unlinked,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-def _refresh(conn: Connection, cfg: Config, blocks: Blocks, linker: Linker | None = None) -> RefreshCounts:
-    t0 = time.monotonic()
-    if linker is None:
-        linker = load_linker(conn, cfg.bitrix.link_by)
-    changed = relink(conn, blocks, linker)
-    bal = blocks.balance
-    total, linked = conn.execute(select(func.count(), func.count(bal.c.UF_BITRIX_USER_ID)).select_from(bal)).one()
-    return RefreshCounts(
-        balance=changed["balance"],
-        payments=changed["payments"],
-        documents=changed["documents"],
-        counterparties=int(total),
-        linked=int(linked),
-        seconds=time.monotonic() - t0,
-    )
-
-
-def refresh_links(
-    engine: Engine,
-    cfg: Config,
-    *,
-    linker: Linker | None = None,
-    before_commit: Callable[[], None] | None = None,
-) -> RefreshCounts:
-    """Recompute UF_BITRIX_USER_ID for every row of the three blocks, in one transaction.
-
-    Rows without a user are retried, and a link that changed since the rows were written (user
-    deactivated, field edited, manual link added) reaches all three blocks. Raises SchemaError if a
-    configured field or table is missing. `before_commit` lets the runner verify its run lock
-    (an exception there rolls everything back).
-    """
-    blocks = _blocks(cfg)
-    with engine.begin() as conn:
-        _require_tables(conn, blocks, links=False)
-        counts = _refresh(conn, cfg, blocks, linker)
-        if before_commit is not None:
-            before_commit()
-    return counts
 
 
 # ---------------------------------------------------------------- add / remove / list
@@ -350,9 +257,9 @@ def add_link(
     without `replace`. With `refresh` the three blocks are updated in the same transaction.
     """
     kind, value = parse_key(key)
-    blocks = _blocks(cfg)
+    blocks = blocks_of(cfg)
     with engine.begin() as conn:
-        _require_tables(conn, blocks, links=True)
+        require_tables(conn, blocks, links=True)
         user = find_user(conn, user_ref)
         covered = _covered(conn, blocks, kind, value)
         if kind == "inn" and not covered and not inn_checksum_ok(value):
@@ -380,7 +287,7 @@ def add_link(
                 conn.execute(t.update().where(t.c.id == prior.id).values(**values))
                 change = LinkChange("replaced", kind, value, user, int(prior.user_id))
         if refresh and change.action != "unchanged":
-            change.refresh = _refresh(conn, cfg, blocks)
+            change.refresh = refresh_rows(conn, cfg, blocks)
         change.counterparties = _covered(conn, blocks, kind, value)
         _warnings(cfg, change, user.id if refresh else None)
     return change
@@ -389,16 +296,16 @@ def add_link(
 def remove_link(engine: Engine, cfg: Config, key: str, *, refresh: bool = True) -> LinkChange:
     """Remove the manual link of a GUID or INN; LinkError if there is none."""
     kind, value = parse_key(key)
-    blocks = _blocks(cfg)
+    blocks = blocks_of(cfg)
     with engine.begin() as conn:
-        _require_tables(conn, blocks, links=True)
+        require_tables(conn, blocks, links=True)
         prior = _existing(conn, kind, value)
         if prior is None:
             raise LinkError(f"there is no manual link for {kind.upper()} {value} (see `syncd links list`)")
         conn.execute(links_table.delete().where(links_table.c.id == prior.id))
         change = LinkChange("removed", kind, value, None, int(prior.user_id))
         if refresh:
-            change.refresh = _refresh(conn, cfg, blocks)
+            change.refresh = refresh_rows(conn, cfg, blocks)
         change.counterparties = _covered(conn, blocks, kind, value)
         _warnings(cfg, change, None)
     return change
@@ -421,10 +328,10 @@ class LinkRow:
 
 def list_links(engine: Engine, cfg: Config) -> list[LinkRow]:
     """Every manual link with its user's state and the counterparties it covers."""
-    blocks = _blocks(cfg)
+    blocks = blocks_of(cfg)
     t, u, bal = links_table, core.user, blocks.balance
     with engine.connect() as conn:
-        _require_tables(conn, blocks, links=True)
+        require_tables(conn, blocks, links=True)
         q = (
             select(t, u.c.LOGIN, u.c.EMAIL, u.c.ACTIVE)
             .outerjoin(u, u.c.ID == t.c.user_id)
@@ -476,7 +383,7 @@ class Unmatched:
 
 def unmatched(engine: Engine, cfg: Config, *, limit: int | None = None) -> list[Unmatched]:
     """Counterparties that owe something and have no user (as the site shows them now), largest debt first."""
-    blocks = _blocks(cfg)
+    blocks = blocks_of(cfg)
     bal = blocks.balance
     q = (
         select(bal.c.UF_CONTRACTOR_XML_ID, bal.c.UF_INN, bal.c.UF_KPP, bal.c.UF_NAME,
@@ -487,7 +394,7 @@ def unmatched(engine: Engine, cfg: Config, *, limit: int | None = None) -> list[
     if limit:
         q = q.limit(limit)
     with engine.connect() as conn:
-        _require_tables(conn, blocks, links=False)
+        require_tables(conn, blocks, links=False)
         return [
             Unmatched(g, inn, kpp, name, float(debt or 0), float(overdue or 0), cur)
             for g, inn, kpp, name, debt, overdue, cur in conn.execute(q)
@@ -514,11 +421,11 @@ def conflicts(engine: Engine, cfg: Config, *, linker: Linker | None = None) -> l
 
     A counterparty decided by a manual link is not reported: the link is the admin's answer.
     """
-    blocks = _blocks(cfg)
+    blocks = blocks_of(cfg)
     bal = blocks.balance
     out: list[Conflict] = []
     with engine.connect() as conn:
-        _require_tables(conn, blocks, links=False)
+        require_tables(conn, blocks, links=False)
         linker = linker or load_linker(conn, cfg.bitrix.link_by)
         q = select(bal.c.UF_CONTRACTOR_XML_ID, bal.c.UF_INN, bal.c.UF_KPP, bal.c.UF_NAME).order_by(
             bal.c.UF_CONTRACTOR_XML_ID

@@ -1,0 +1,91 @@
+"""`syncd validate`: the whole file read, every problem recorded instead of stopping at the first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from syncd.contract.checks import Checker
+from syncd.contract.limits import DEFAULT as DEFAULT_LIMITS
+from syncd.contract.limits import Limits
+from syncd.contract.records import Header
+from syncd.errors import ExportError
+from syncd.formats import scan_export
+
+_ZERO: Final = Decimal("0.00")
+
+
+@dataclass
+class Report:
+    file: str
+    header: Header | None = None
+    problems: list[str] = field(default_factory=list)
+    counterparties: int = 0
+    payments: int = 0
+    documents: int = 0
+    total_debt: Decimal = _ZERO
+    total_overdue_debt: Decimal = _ZERO
+    total_payments: Decimal = _ZERO
+    total_outstanding: Decimal = _ZERO
+    unlisted_problems: int = 0  # beyond MAX_PROBLEMS: counted, not listed
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_file(path: Path, *, name: str, source_tz: tzinfo, bitrix_tz: tzinfo | None = None,
+               limits: Limits = DEFAULT_LIMITS) -> Report:
+    """Read the whole file and record every problem instead of stopping at the first one."""
+    report = Report(file=name)
+    checker: Checker | None = None
+    try:
+        with scan_export(path, name=name, source_tz=source_tz, bitrix_tz=bitrix_tz,
+                         limits=limits) as (checker, header, records, rescan):
+            report.header = header
+            for _ in records:
+                pass
+            checker.finish(rescan)
+    except ExportError as e:
+        # Only a broken file (syntax, compression) stops the reading; it is the last problem.
+        report.problems.append(str(e))
+    if checker is not None:
+        report.problems[:0] = checker.problems
+        report.unlisted_problems = checker.more_problems
+        if checker.more_problems:
+            report.problems.insert(len(checker.problems),
+                                   f"{name}: … and {checker.more_problems} more problems (not listed)")
+        tally = checker.tally
+        report.counterparties, report.payments, report.documents = (
+            tally.counterparties, tally.payments, tally.documents)
+        report.total_debt, report.total_overdue_debt = tally.debt, tally.overdue_debt
+        report.total_payments, report.total_outstanding = tally.payments_sum, tally.outstanding
+    return report
+
+
+def format_report(report: Report) -> str:
+    """The report as a human reads it: each problem on a line, then what the file holds."""
+    lines = list(report.problems)
+    header = report.header
+    if header is not None:
+        window = f", payments from {header.payments_from}" if header.payments_from else ""
+        lines.append(f"{report.file}: export {header.export_id}, {header.mode}, generated at "
+                     f"{header.generated_at.isoformat()}{window}")
+    lines.append(
+        f"{report.file}: {report.counterparties} counterparties, {report.payments} payments, "
+        f"{report.documents} open documents; debt {_money(report.total_debt)}, overdue "
+        f"{_money(report.total_overdue_debt)}, payments {_money(report.total_payments)}, "
+        f"outstanding on documents {_money(report.total_outstanding)}"
+        + ("" if report.ok else " (totals count only the records without problems)")
+    )
+    count = len(report.problems) + report.unlisted_problems - (1 if report.unlisted_problems else 0)
+    verdict = "OK" if report.ok else f"{count} problem(s): the file would be rejected"
+    lines.append(f"{report.file}: {verdict}")
+    return "\n".join(lines)
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}".replace(",", " ")

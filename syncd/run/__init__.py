@@ -1,0 +1,17 @@
+"""One sync, start to end: the runner, what it reports, and the run journal.
+
+The CLI and the daemon call only these:
+
+- `run_once(cfg, …) -> RunResult`: every pending complete export, each applied whole or not at all,
+  under the run lock; never raises for an expected failure (`RunResult.exit_code` says what happened).
+- `Runner`: the same run as an object, for the daemon to cut one that overstays (`Runner.stop`).
+- `RunResult`, `FileOutcome`, `Status`, `format_counts`: what a run did, file by file.
+- `run_summary`, `last_success`: the run journal (syncd_runs), written at the end of every run.
+"""
+
+from syncd.run.outcome import FileOutcome, RunResult, Status, format_counts
+from syncd.run.record import last_success, run_summary
+from syncd.run.runner import Runner, run_once
+
+__all__ = ["FileOutcome", "RunResult", "Runner", "Status", "format_counts", "last_success", "run_once",
+           "run_summary"]
