@@ -15,7 +15,6 @@ import click
 from syncd import __version__
 from syncd import config as config_mod
 from syncd.config import Config
-from syncd.contract.limits import Limits
 from syncd.errors import (
     EXIT_CONFIG,
     EXIT_DATABASE,
@@ -32,6 +31,7 @@ from syncd.plumbing.memory import limit_malloc_arenas
 
 if TYPE_CHECKING:
     from syncd.admin.links import LinkChange
+    from syncd.admin.validate import Limits
     from syncd.run import FileOutcome, RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -506,18 +506,12 @@ def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
 
 
 def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Limits:
-    from syncd.contract.limits import parse_limit
+    from syncd.admin.validate import limits_from
 
-    values: dict[str, int] = {}
-    for item in value:
-        key, sep, text = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError("expected KEY=VALUE")
-            values[key.strip()] = parse_limit(key.strip(), int(text) if text.strip().isdigit() else text.strip())
-        except ValueError as exc:
-            raise click.BadParameter(f"{item!r}: {exc}") from None
-    return Limits(**values)
+    try:
+        return limits_from(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command("validate")

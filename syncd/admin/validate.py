@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from decimal import Decimal
@@ -10,12 +11,29 @@ from typing import Final
 
 from syncd.contract.checks import Checker
 from syncd.contract.limits import DEFAULT as DEFAULT_LIMITS
-from syncd.contract.limits import Limits
+from syncd.contract.limits import Limits, parse_limit
 from syncd.contract.records import Header
 from syncd.errors import ExportError
 from syncd.formats import scan_export
 
 _ZERO: Final = Decimal("0.00")
+
+__all__ = ["Limits", "Report", "check_file", "format_report", "limits_from"]
+
+
+def limits_from(items: Iterable[str]) -> Limits:
+    """The [limits] with `KEY=VALUE` items (`syncd validate --limit`) over the defaults; ValueError naming
+    the item that is wrong."""
+    values: dict[str, int] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected KEY=VALUE")
+            values[key.strip()] = parse_limit(key.strip(), int(text) if text.strip().isdigit() else text.strip())
+        except ValueError as exc:
+            raise ValueError(f"{item!r}: {exc}") from None
+    return Limits(**values)
 
 
 @dataclass

@@ -6,6 +6,7 @@
 - `checks`: `Checker`, raw records to typed ones, and the checks that need the whole file.
 - `raw`: `RawCounterparty`, a counterparty as a reader hands it over.
 - `limits`: how much of a file syncd will read (nesting, sizes, expansion).
+- `idspill`: the checker's id hashes, spilled to a temporary file so memory does not grow with the file.
 
 Nothing here touches a file, a socket or the database.
 """

@@ -15,6 +15,11 @@ Public functions (the rest of syncd uses only these):
 
 Compression and format are told by the content, not the file name: 1C jobs and admins rename
 files, and a `.xml` that is really gzip must still be read.
+
+The readers: `xml` (lxml, one counterparty element at a time) and `json` (ijson events; `jsonkeys` finds
+a key written twice, `jsonguard` refuses numbers ijson cannot take). `guard` counts the decompressed
+bytes against the [limits]; `bytesource` is the stream they all read. `shortcut` cuts counterparties
+syncd applied before out of the bytes, unparsed.
 """
 
 from __future__ import annotations

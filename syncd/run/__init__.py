@@ -1,6 +1,7 @@
 """One sync, start to end: the runner, what it reports, and the run journal.
 
-The CLI and the daemon call only these:
+`runner` composes one sync (source -> reader -> checks -> writer -> ledger); `outcome` is what it reports;
+`record` writes the run journal. The CLI and the daemon call only these:
 
 - `run_once(cfg, …) -> RunResult`: every pending complete export, each applied whole or not at all,
   under the run lock; never raises for an expected failure (`RunResult.exit_code` says what happened).

@@ -3,6 +3,9 @@
 A source lists the files in its folder that match the pattern, tells complete ones from ones
 still being written, downloads a complete one to a local path, and afterwards keeps, deletes
 or moves it. `open_source` picks the implementation from the config.
+
+`listing`: what a source lists and the `Source` interface; `sftp` (paramiko; `sftplist` lists a folder
+with names that are not UTF-8) and `local`; `base`: what both share (markers, stable sizes, names).
 """
 
 from __future__ import annotations
