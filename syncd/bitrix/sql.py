@@ -65,9 +65,13 @@ def literal(user_type: UserType, quote: Quote) -> Callable[[Any], str]:
 
 def quoter(conn: Connection) -> Quote:
     """The SQL literal of a text value or None (MySQL and MariaDB), as the connection escapes it."""
-    # The connection's own escaping follows the server's NO_BACKSLASH_ESCAPES mode; most values
-    # (GUIDs, names) hold nothing to escape and skip it.
-    escape = conn.connection.dbapi_connection._escape_string  # type: ignore[union-attr]
+    # The connection's own escaping follows the server's NO_BACKSLASH_ESCAPES mode.
+    return quote_with(conn.connection.dbapi_connection._escape_string)  # type: ignore[union-attr]
+
+
+def quote_with(escape: Callable[[str], str]) -> Quote:
+    """The SQL literal of a text value or None, escaped by `escape` when it needs to be."""
+    # Most values (GUIDs, names) hold nothing to escape and skip it.
     needs_escape = NEEDS_ESCAPE.search
 
     def quote(v: str | None) -> str:
