@@ -86,14 +86,6 @@ def column_of(kind: Kind, key: str) -> str:
     return column.name
 
 
-def fill_column(kind: Kind, source: str) -> str:
-    """The column of a Fill (by its source)."""
-    for r in kind.rows:
-        if isinstance(r, Fill) and r.source == source:
-            return r.column.name
-    raise KeyError(source)
-
-
 class RowBuilder:
     """One block's rows (see the module's doc).
 
