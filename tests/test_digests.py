@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from syncd.bitrix import hlblock
-from syncd.bitrix.hlblock import ApplyOptions, DigestIndex, _salt
+from syncd.bitrix.hlblock import ApplyOptions, DigestIndex, file_digest_salt
 from syncd.bitrix.users import Linker
 from syncd.contract.records import Counterparty, Unchanged
 from syncd.errors import ExportError
@@ -41,7 +41,7 @@ def _index(known: list[str]) -> DigestIndex:
     # seconds since 1970, as digest_index reads it.
     stamp = int((datetime(2026, 11, 25, 9, 0) - datetime(1970, 1, 1)).total_seconds())
     rows = [(d, n, stamp) for n, d in enumerate(known, 1)]
-    return DigestIndex(_salt(ApplyOptions(bitrix_tz=MSK), None, MSK), Linker(), rows)
+    return DigestIndex(file_digest_salt(ApplyOptions(bitrix_tz=MSK), None, MSK), Linker(), rows)
 
 
 def _changes(path: Path, index: DigestIndex) -> list[Counterparty | Unchanged]:

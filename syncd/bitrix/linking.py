@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, exists, func, inspect, select, update
 
-from syncd.bitrix.hlblock import Blocks, chunks
+from syncd.bitrix.blocks import Blocks, chunks
 from syncd.bitrix.schema import block_specs
 from syncd.bitrix.users import LINKS_TABLE, Linker, load_linker
 from syncd.config import Config

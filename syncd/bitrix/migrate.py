@@ -26,8 +26,9 @@ from sqlalchemy.types import TypeEngine
 from syncd.bitrix import core
 from syncd.bitrix.owntables import OwnTablesReport, upgrade_own_tables
 from syncd.bitrix.phpserialize import PhpSerializeError, PhpValue, serialize, unserialize
-from syncd.bitrix.schema import BlockSpec, FieldSpec, Role, UserType, block_specs, column_type, data_table
+from syncd.bitrix.schema import BlockSpec, FieldSpec, Role, block_specs, column_type, data_table
 from syncd.config import BitrixConfig
+from syncd.contract.fields import UserType
 from syncd.errors import SchemaError
 
 __all__ = [
@@ -440,27 +441,8 @@ def _migrate_block(engine: Engine, spec: BlockSpec) -> BlockReport:
         report.problems += _block_problems(st, spec)
         if report.problems:
             return report
-
-        # 1. DDL: the table, its columns, our indexes.
-        if not st.table_exists:
-            _create_data_table(conn, spec.table)
-            st.table_exists, st.columns = True, {"ID": Integer()}
-            report.table_created = True
-        usable: list[FieldSpec] = []  # fields whose row and column are (or will be) right
-        for f in spec.fields:
-            problems = _field_problems(conn, st, spec, f)
-            if problems:
-                report.problems += problems
-                continue
-            if f.name not in st.columns:
-                _add_column(conn, spec.table, f)
-                st.columns[f.name] = column_type(f.type)
-                report.columns_added.append(f.name)
-            usable.append(f)
-            if f.index is not None and not _covered(st, f.name, unique=f.index == "unique"):
-                _add_index(conn, st, spec, f, report)
-
-        # 2. The rows Bitrix reads, in one transaction after the last DDL statement.
+        usable = _migrate_columns(conn, st, spec, report)
+        # The rows Bitrix reads, in one transaction after the last DDL statement.
         if st.hl_id is None:
             result = conn.execute(insert(core.hlblock_entity).values(NAME=spec.name, TABLE_NAME=spec.table))
             key = result.inserted_primary_key
@@ -473,33 +455,60 @@ def _migrate_block(engine: Engine, spec: BlockSpec) -> BlockReport:
                     title = spec.title_ru if lang == "ru" else spec.title_en
                     conn.execute(insert(core.hlblock_entity_lang).values(ID=st.hl_id, LID=lang, NAME=title))
                     report.titles_added.append(lang)
-        entity = f"HLBLOCK_{st.hl_id}"
         for f in usable:
-            row = st.fields.get(f.name)
-            if row is None:
-                result = conn.execute(
-                    insert(core.user_field).values(
-                        ENTITY_ID=entity, FIELD_NAME=f.name, USER_TYPE_ID=f.type, XML_ID=f.name,
-                        SORT=100 * (spec.fields.index(f) + 1), MULTIPLE="N", MANDATORY="N",
-                        # 'I' = exact-match filter in the admin list: what one filters GUIDs and user ids by.
-                        SHOW_FILTER="I" if f.index else "N", SHOW_IN_LIST="Y", EDIT_IN_LIST="Y",
-                        IS_SEARCHABLE="N", SETTINGS=field_settings(f.type),
-                    )
-                )
-                key = result.inserted_primary_key
-                assert key is not None
-                if st.has_field_lang:
-                    _insert_labels(conn, int(key[0]), f, list(LANGS))
-                report.fields_added.append(f.name)
-                continue
-            warning = _settings_warning(row, f)
-            if warning:
-                report.warnings.append(warning)
-            missing = [lang for lang in LANGS if (row.id, lang) not in st.labelled]
-            if missing and st.has_field_lang:
-                _insert_labels(conn, row.id, f, missing)
-                report.labels_added.append(f"{f.name} ({', '.join(missing)})")
+            _migrate_field_row(conn, st, spec, f, report)
     return report
+
+
+def _migrate_columns(conn: Connection, st: _State, spec: BlockSpec, report: BlockReport) -> list[FieldSpec]:
+    """DDL: the table, its columns, our indexes. Returns the fields whose row and column are (or will be) right."""
+    if not st.table_exists:
+        _create_data_table(conn, spec.table)
+        st.table_exists, st.columns = True, {"ID": Integer()}
+        report.table_created = True
+    usable: list[FieldSpec] = []
+    for f in spec.fields:
+        problems = _field_problems(conn, st, spec, f)
+        if problems:
+            report.problems += problems
+            continue
+        if f.name not in st.columns:
+            _add_column(conn, spec.table, f)
+            st.columns[f.name] = column_type(f.type)
+            report.columns_added.append(f.name)
+        usable.append(f)
+        if f.index is not None and not _covered(st, f.name, unique=f.index == "unique"):
+            _add_index(conn, st, spec, f, report)
+    return usable
+
+
+def _migrate_field_row(conn: Connection, st: _State, spec: BlockSpec, f: FieldSpec, report: BlockReport) -> None:
+    """The field's b_user_field row and its labels: added when missing, checked when there."""
+    assert st.hl_id is not None
+    row = st.fields.get(f.name)
+    if row is None:
+        result = conn.execute(
+            insert(core.user_field).values(
+                ENTITY_ID=f"HLBLOCK_{st.hl_id}", FIELD_NAME=f.name, USER_TYPE_ID=f.type, XML_ID=f.name,
+                SORT=100 * (spec.fields.index(f) + 1), MULTIPLE="N", MANDATORY="N",
+                # 'I' = exact-match filter in the admin list: what one filters GUIDs and user ids by.
+                SHOW_FILTER="I" if f.index else "N", SHOW_IN_LIST="Y", EDIT_IN_LIST="Y",
+                IS_SEARCHABLE="N", SETTINGS=field_settings(f.type),
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        if st.has_field_lang:
+            _insert_labels(conn, int(key[0]), f, list(LANGS))
+        report.fields_added.append(f.name)
+        return
+    warning = _settings_warning(row, f)
+    if warning:
+        report.warnings.append(warning)
+    missing = [lang for lang in LANGS if (row.id, lang) not in st.labelled]
+    if missing and st.has_field_lang:
+        _insert_labels(conn, row.id, f, missing)
+        report.labels_added.append(f"{f.name} ({', '.join(missing)})")
 
 
 def _clear_field_cache(document_root: Path | None) -> list[str]:
