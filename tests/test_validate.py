@@ -148,8 +148,8 @@ def test_hash_collision_is_not_reported() -> None:
     for raw in raws:
         checker.counterparty(raw)
     # Pretend CP2 and PAY2 hashed like CP1 and PAY1: the second pass finds two different ids.
-    checker._cp_hashes.add(hash(CP1))
-    checker._payment_hashes.add(hash(PAY1))
+    checker.ids.counterparties.add(hash(CP1))
+    checker.ids.payments.add(hash(PAY1))
     rescans: list[int] = []
 
     def rescan() -> Iterator[RawCounterparty]:
@@ -182,7 +182,7 @@ def _tiny_spills(monkeypatch: pytest.MonkeyPatch) -> list[HashSpill]:
         made.append(HashSpill(block=2))
         return made[-1]
 
-    monkeypatch.setattr("syncd.contract.checks.HashSpill", tiny)
+    monkeypatch.setattr("syncd.contract.unique.HashSpill", tiny)
     return made
 
 

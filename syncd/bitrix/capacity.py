@@ -26,8 +26,9 @@ from typing import Any, Final
 from sqlalchemy import Connection, bindparam, text
 
 from syncd.bitrix.schema import BlockSpec
+from syncd.contract.fields import COUNTERPARTY, DOCUMENT, PAYMENT, STORED, Fill, Kind
 from syncd.contract.records import Counterparty
-from syncd.contract.values import show_character
+from syncd.contract.values import DOCUMENT_KINDS, PAYMENT_KINDS, show_character
 
 # MySQL charset -> (Python codec, only the Basic Multilingual Plane, bytes per character at most).
 # MySQL's latin1 is Windows-1252.
@@ -157,29 +158,37 @@ class _Field:
         return None
 
 
-# What each record field holds at most by the contract: (attribute, label, bound in ASCII characters or
-# None for free text, the columns it goes to as (role, column)).
-_CP_FIELDS: Final = (
-    ("id", "id", 36, (("balance", "UF_CONTRACTOR_XML_ID"), ("payments", "UF_CONTRACTOR_XML_ID"),
-                      ("documents", "UF_CONTRACTOR_XML_ID"))),
-    ("inn", "inn", 12, (("balance", "UF_INN"),)),
-    ("kpp", "kpp", 9, (("balance", "UF_KPP"),)),
-    ("currency", "currency", 3, (("balance", "UF_CURRENCY"), ("payments", "UF_CURRENCY"),
-                                 ("documents", "UF_CURRENCY"))),
-    ("name", "name", None, (("balance", "UF_NAME"),)),
-)
-_PAYMENT_FIELDS: Final = (
-    ("id", "id", 36, (("payments", "UF_PAYMENT_XML_ID"),)),
-    ("number", "number", None, (("payments", "UF_NUMBER"),)),
-    ("kind", "kind", 8, (("payments", "UF_KIND"),)),
-    ("purpose", "purpose", None, (("payments", "UF_PURPOSE"),)),
-)
-_DOCUMENT_FIELDS: Final = (
-    ("id", "id", 36, (("documents", "UF_DOCUMENT_XML_ID"),)),
-    ("kind", "kind", 8, (("documents", "UF_KIND"),)),
-    ("number", "number", None, (("documents", "UF_NUMBER"),)),
-)
+# The longest value the contract allows of each kind, in ASCII characters. A text column that holds it
+# needs no look at the values; free text (a kind not named here, such as a new text field) is checked
+# per value.
+_BOUNDS: Final[dict[str, int]] = {
+    "guid": 36, "inn": 12, "kpp": 9, "currency": 3, "payment_kind": max(map(len, PAYMENT_KINDS)),
+    "document_kind": max(map(len, DOCUMENT_KINDS)),
+}
+# (attribute, label, bound in ASCII characters or None for free text, the columns it goes to as (role, column)).
 _Spec = tuple[str, str, int | None, tuple[tuple[str, str], ...]]
+
+
+def _specs(kind: Kind) -> tuple[_Spec, ...]:
+    """The fields of `kind` stored in text columns (syncd.contract.fields), each with every column it goes
+    to: its own, and for a counterparty's the columns of the same name that other blocks fill from it
+    (its id and currency on its payments and documents)."""
+    out = []
+    for f in kind.fields:
+        if f.column is None or f.column.type != "string":
+            continue
+        assert kind.block is not None  # a stored kind
+        targets = [(kind.block, f.column.name)]
+        if kind is COUNTERPARTY:
+            targets += [(other.block, row.column.name) for other in STORED if other is not kind and other.block
+                        for row in other.rows if isinstance(row, Fill) and row.column.name == f.column.name]
+        out.append((f.attr, f.key, _BOUNDS.get(f.value), tuple(targets)))
+    return tuple(out)
+
+
+_CP_FIELDS: Final = _specs(COUNTERPARTY)
+_PAYMENT_FIELDS: Final = _specs(PAYMENT)
+_DOCUMENT_FIELDS: Final = _specs(DOCUMENT)
 
 
 class Capacity:

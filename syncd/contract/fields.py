@@ -93,6 +93,16 @@ class Kind:
         """The block's columns in order (after ID)."""
         return tuple(r.column for r in self.rows if r.column is not None)
 
+    @property
+    def attributes(self) -> tuple[Field, ...]:
+        """The fields XML spells as attributes of the record's element."""
+        return tuple(f for f in self.fields if f.element is None)
+
+    @property
+    def elements(self) -> tuple[Field, ...]:
+        """The fields XML spells as child elements of the record's element (the counterparty's amounts)."""
+        return tuple(f for f in self.fields if f.element is not None)
+
     def field(self, key: str) -> Field:
         for f in self.fields:
             if f.key == key:

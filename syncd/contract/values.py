@@ -12,10 +12,12 @@ the unusual forms (1C's `Формат()` output, Russian dates) go through regul
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, tzinfo
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
+from syncd.contract.fields import Value
 from syncd.contract.records import Mode
 
 _CENT: Final = Decimal("0.01")
@@ -377,3 +379,40 @@ def parse_count(value: object) -> int:
 def show_character(ch: str) -> str:
     code = f"U+{ord(ch):04X}"
     return f"'{ch}' ({code})" if ch.isprintable() and not ch.isspace() else code
+
+
+def storable(raw: object, moment: datetime | None, bitrix_tz: tzinfo) -> datetime | None:
+    """`moment` when it converts to UTC (the ledger) and to the site's zone (the blocks) within what a
+    MySQL DATETIME holds; a ValueError naming `raw` otherwise.
+
+    Python's offsets are under 24 hours, so a moment dated between 1001 and 9998 converts within
+    1000-01-01..9999-12-31 to any zone: only those years pay for the conversion (once per payment).
+    """
+    if moment is None or 1000 < moment.year < 9999:
+        return moment
+    try:
+        fits = min(moment.astimezone(UTC).year, moment.astimezone(bitrix_tz).year) >= 1000
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{show(raw)} is out of range: syncd stores times from 1000-01-01 to 9999-12-31 (MySQL DATETIME) "
+            f"in UTC and in bitrix.timezone {bitrix_tz}; 1C's empty date is 0001-01-01T00:00:00")
+    return moment
+
+
+Parser = Callable[[object], object]
+
+# How each value kind of the field table (syncd.contract.fields) is parsed, but "datetime": that one
+# needs the file's zones (parsers()).
+PARSERS: Final[Mapping[Value, Parser]] = {
+    "guid": parse_guid, "amount": parse_amount, "text": parse_text, "date": parse_date,
+    "currency": parse_currency, "inn": parse_inn, "kpp": parse_kpp, "payment_kind": parse_payment_kind,
+    "document_kind": parse_document_kind,
+}
+
+
+def parsers(source_tz: tzinfo, bitrix_tz: tzinfo) -> dict[Value, Parser]:
+    """Every value kind's parser for one file: a datetime without an offset is in `source_tz`, and every
+    datetime must convert to `bitrix_tz` (storable)."""
+    return {**PARSERS, "datetime": lambda v: storable(v, parse_datetime(v, source_tz), bitrix_tz)}

@@ -11,7 +11,7 @@ Public functions (the rest of syncd uses only these):
   its values are not parsed (the writer only confirms its rows).
 
 `name` is the file name used in messages; `source_tz` is the zone of naive datetimes; `bitrix_tz`
-(default: `source_tz`) the site's, to which every datetime must convert (syncd.contract.checks.storable).
+(default: `source_tz`) the site's, to which every datetime must convert (syncd.contract.values.storable).
 
 Compression and format are told by the content, not the file name: 1C jobs and admins rename
 files, and a `.xml` that is really gzip must still be read.

@@ -28,14 +28,14 @@ from typing import Final
 import ijson
 from ijson.common import JSONError
 
+from syncd.contract.fields import COUNTERPARTY, COUNTERPARTY_PARTS
 from syncd.contract.raw import counterparty_label
 from syncd.formats.bytesource import ByteSource
 from syncd.formats.jsonguard import DigitGuard
 
 _WHITESPACE: Final = b" \t\r\n\v\f"  # \v and \f too: ijson (yajl) takes them for whitespace
 _CHUNK: Final = 1 << 16
-COUNTERPARTY_KEYS: Final = frozenset({"id", "inn", "kpp", "name", "currency", "debt", "payable", "overdueDebt",
-                                       "creditLimit", "lastPayment", "payments", "openDocuments"})
+COUNTERPARTY_KEYS: Final = frozenset({*COUNTERPARTY.keys, *COUNTERPARTY_PARTS})
 _ITEM: Final = "counterparties.item"
 # The objects of the contract inside a counterparty, by their ijson prefix: what a key twice is called.
 _OWNERS: Final = {_ITEM: "counterparty", _ITEM + ".lastPayment": "lastPayment",

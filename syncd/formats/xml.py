@@ -25,6 +25,7 @@ from syncd.contract.checks import (
     XML_VALUE_ELEMENTS,
     Checker,
 )
+from syncd.contract.fields import COUNTERPARTY, COUNTERPARTY_PARTS, DOCUMENT, LAST_PAYMENT, PAYMENT, SUMMARY
 from syncd.contract.raw import Fields, RawCounterparty, counterparty_label
 from syncd.contract.records import Header
 from syncd.errors import ExportError
@@ -42,10 +43,11 @@ _SAFE_PARSER: Final[dict[str, Any]] = {
     "remove_comments": True,
     "remove_pis": True,
 }
-_COUNTERPARTY_ATTRS: Final = frozenset({"id", "inn", "kpp", "name", "currency"})
+_COUNTERPARTY_ATTRS: Final = frozenset(f.key for f in COUNTERPARTY.attributes)
 _VALUE_TAGS: Final = {tag: key for key, tag in XML_VALUE_ELEMENTS.items()}
-_CONTRACT_ELEMENTS: Final = frozenset({ROOT, "Counterparty", "Summary", "LastPayment", "Payments", "Payment",
-                                       "OpenDocuments", "Document", *_VALUE_TAGS})
+_CONTRACT_ELEMENTS: Final = frozenset({ROOT, *(kind.name for kind in (COUNTERPARTY, PAYMENT, DOCUMENT, LAST_PAYMENT,
+                                                                      SUMMARY)),
+                                       *COUNTERPARTY_PARTS.values(), *_VALUE_TAGS})
 _PROLOG_LIMIT: Final = 1 << 20
 _WHITESPACE: Final = b" \t\r\n"
 _HUGE: Final = re.compile(r",? *(?:use|try) XML_PARSE_HUGE(?: option)?")
