@@ -1,0 +1,2 @@
+<?php
+$MESS['SYNCD_SETTLEMENTS_PAGE_SIZE'] = 'Оплат на странице';

@@ -1,0 +1,25 @@
+<?php
+$MESS['SYNCD_SETTLEMENTS_T_NO_LINK'] = 'No counterparty is linked to your account yet, so there are no settlements to show. Please contact your manager.';
+$MESS['SYNCD_SETTLEMENTS_T_NO_BLOCKS'] = 'Settlements are not available yet: no data has come from 1C.';
+$MESS['SYNCD_SETTLEMENTS_T_INN'] = 'INN';
+$MESS['SYNCD_SETTLEMENTS_T_KPP'] = 'KPP';
+$MESS['SYNCD_SETTLEMENTS_T_AS_OF'] = 'As of #TIME#';
+$MESS['SYNCD_SETTLEMENTS_T_STALE'] = 'This data has not been updated for a while and may be behind the books in 1C.';
+$MESS['SYNCD_SETTLEMENTS_T_DEBT'] = 'Debt';
+$MESS['SYNCD_SETTLEMENTS_T_OVERDUE'] = 'Overdue';
+$MESS['SYNCD_SETTLEMENTS_T_PAYABLE'] = 'Overpayment (advance)';
+$MESS['SYNCD_SETTLEMENTS_T_LIMIT'] = 'Credit limit';
+$MESS['SYNCD_SETTLEMENTS_T_LEFT'] = 'Left of the limit';
+$MESS['SYNCD_SETTLEMENTS_T_LAST_PAYMENT'] = 'Last payment';
+$MESS['SYNCD_SETTLEMENTS_T_DOCUMENTS'] = 'Open documents';
+$MESS['SYNCD_SETTLEMENTS_T_NO_DOCUMENTS'] = 'No open documents.';
+$MESS['SYNCD_SETTLEMENTS_T_DOCUMENT'] = 'Document';
+$MESS['SYNCD_SETTLEMENTS_T_DATE'] = 'Date';
+$MESS['SYNCD_SETTLEMENTS_T_DUE'] = 'Due';
+$MESS['SYNCD_SETTLEMENTS_T_AMOUNT'] = 'Amount';
+$MESS['SYNCD_SETTLEMENTS_T_OUTSTANDING'] = 'Outstanding';
+$MESS['SYNCD_SETTLEMENTS_T_OVERDUE_MARK'] = 'overdue';
+$MESS['SYNCD_SETTLEMENTS_T_PAYMENTS'] = 'Payments';
+$MESS['SYNCD_SETTLEMENTS_T_NO_PAYMENTS'] = 'No payments.';
+$MESS['SYNCD_SETTLEMENTS_T_PAYMENT'] = 'Payment';
+$MESS['SYNCD_SETTLEMENTS_T_SUM'] = 'Sum';

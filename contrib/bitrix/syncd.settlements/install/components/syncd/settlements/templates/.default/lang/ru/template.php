@@ -1,0 +1,25 @@
+<?php
+$MESS['SYNCD_SETTLEMENTS_T_NO_LINK'] = 'К вашей учётной записи пока не привязан контрагент, поэтому взаиморасчёты не показаны. Обратитесь к вашему менеджеру.';
+$MESS['SYNCD_SETTLEMENTS_T_NO_BLOCKS'] = 'Взаиморасчёты пока недоступны: данные из 1С ещё не загружены.';
+$MESS['SYNCD_SETTLEMENTS_T_INN'] = 'ИНН';
+$MESS['SYNCD_SETTLEMENTS_T_KPP'] = 'КПП';
+$MESS['SYNCD_SETTLEMENTS_T_AS_OF'] = 'Данные на #TIME#';
+$MESS['SYNCD_SETTLEMENTS_T_STALE'] = 'Данные давно не обновлялись и могут отставать от учёта в 1С.';
+$MESS['SYNCD_SETTLEMENTS_T_DEBT'] = 'Задолженность';
+$MESS['SYNCD_SETTLEMENTS_T_OVERDUE'] = 'Просрочено';
+$MESS['SYNCD_SETTLEMENTS_T_PAYABLE'] = 'Переплата (аванс)';
+$MESS['SYNCD_SETTLEMENTS_T_LIMIT'] = 'Кредитный лимит';
+$MESS['SYNCD_SETTLEMENTS_T_LEFT'] = 'Доступно по лимиту';
+$MESS['SYNCD_SETTLEMENTS_T_LAST_PAYMENT'] = 'Последняя оплата';
+$MESS['SYNCD_SETTLEMENTS_T_DOCUMENTS'] = 'Неоплаченные документы';
+$MESS['SYNCD_SETTLEMENTS_T_NO_DOCUMENTS'] = 'Неоплаченных документов нет.';
+$MESS['SYNCD_SETTLEMENTS_T_DOCUMENT'] = 'Документ';
+$MESS['SYNCD_SETTLEMENTS_T_DATE'] = 'Дата';
+$MESS['SYNCD_SETTLEMENTS_T_DUE'] = 'Оплатить до';
+$MESS['SYNCD_SETTLEMENTS_T_AMOUNT'] = 'Сумма';
+$MESS['SYNCD_SETTLEMENTS_T_OUTSTANDING'] = 'Остаток';
+$MESS['SYNCD_SETTLEMENTS_T_OVERDUE_MARK'] = 'просрочен';
+$MESS['SYNCD_SETTLEMENTS_T_PAYMENTS'] = 'История оплат';
+$MESS['SYNCD_SETTLEMENTS_T_NO_PAYMENTS'] = 'Оплат нет.';
+$MESS['SYNCD_SETTLEMENTS_T_PAYMENT'] = 'Оплата';
+$MESS['SYNCD_SETTLEMENTS_T_SUM'] = 'Сумма';
