@@ -14,14 +14,18 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The suite starts its own MariaDB and sshd; it needs their binaries, not running services.
+# The suite starts its own MariaDB and sshd; it needs their binaries, not running services. The Bitrix
+# module's tests (tests/test_bitrix_module.py) need php-cli + php-mysql (mysqli), PHPUnit and Chromium.
+APT_PACKAGES := mariadb-server openssh-server php-cli php-mysql phpunit chromium
 system-deps:
-	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && command -v mariadb-install-db >/dev/null; then \
+	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && command -v mariadb-install-db >/dev/null \
+	    && command -v php >/dev/null && php -r 'exit(extension_loaded("mysqli") ? 0 : 1);' \
+	    && command -v phpunit >/dev/null && command -v chromium >/dev/null; then \
 	  :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server openssh-server >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	else \
-	  echo "missing system packages; run: sudo apt-get install mariadb-server openssh-server"; exit 1; \
+	  echo "missing system packages; run: sudo apt-get install $(APT_PACKAGES)"; exit 1; \
 	fi
 
 demo: $(STAMP)

@@ -208,7 +208,9 @@ def chromium(server: str, page: str, width: int, shot: Path) -> tuple[str, dict[
     The text comes from tests/php/www/frame.html (the page in an iframe of that width, its innerText
     copied out), because headless Chromium lays out --dump-dom at least 500 px wide."""
     exe = _tool("chromium")
-    base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},2000"]
+    # --no-sandbox: CI runs as root; --disable-dev-shm-usage: containers with a small /dev/shm
+    base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+            f"--window-size={width},2000"]
     run = subprocess.run([*base, f"--screenshot={shot}", server + page], capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000, run.stderr
     print(f"screenshot ({width} px): {shot}")
