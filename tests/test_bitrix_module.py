@@ -78,8 +78,8 @@ def _export(now: datetime, *, debt: str = "125000.00", hours_ago: int = 2) -> by
     cps = [
         buyer,
         counterparty(2, name="ООО «Лимит»", debt="90000.00", creditLimit="100000.00"),
-        counterparty(3, name="ООО «Первое лицо»", debt="1000.00"),
-        counterparty(4, name="ИП Второе лицо", debt="500.00", overdueDebt="300.00"),
+        counterparty(3, name="ООО «Первое лицо»", debt="1000.00", payable="200.00"),
+        counterparty(4, name="ИП Второе лицо", debt="500.00", overdueDebt="300.00", currency="USD"),
     ]
     return xml_export(cps, generated_at=gen.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -250,7 +250,8 @@ def test_page_two_two_firms_guest_and_no_link(filled: Filled, server: str) -> No
     assert "ПП-102" in visible(html).text() and "ПП-100" not in visible(html).text()
     text = visible(get(f"{server}?user={filled.users['two']}")[0]).text()
     assert text.index("ИП Второе лицо") < text.index("ООО «Первое лицо»")  # shown one after the other
-    assert "Просрочено 300,00 ₽" in text and "Задолженность 1 000,00 ₽" in text
+    assert "Задолженность 500,00 $ Просрочено 300,00 $" in text, text  # in the counterparty's currency
+    assert "Задолженность 1 000,00 ₽ Переплата (аванс) 200,00 ₽" in text, text
     guest = visible(get(f"{server}?user=0")[0]).text()
     assert "Войдите, чтобы увидеть взаиморасчёты." in guest and "Log in" in guest
     nolink = visible(get(f"{server}?user={filled.users['nolink']}")[0]).text()

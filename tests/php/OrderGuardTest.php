@@ -14,7 +14,7 @@ use PHPUnit\Framework\TestCase;
  * saves an order through the stand-in Order::save(), which fires sale / OnSaleOrderBeforeSaved
  * through EventManager to the handler the module's installer registered.
  * Users (SYNCD_PHP_USERS): overdue - debt 125 000, overdue 25 000, limit 200 000; limit - debt 90 000,
- * limit 100 000, nothing overdue; two - two counterparties, 300 overdue on one; nolink - none.
+ * limit 100 000, nothing overdue; two - two counterparties (RUB, and USD with 300 overdue); nolink - none.
  */
 final class OrderGuardTest extends TestCase
 {
@@ -85,7 +85,7 @@ final class OrderGuardTest extends TestCase
     {
         $result = $this->order('two', 10.0)->save();
         self::assertFalse($result->isSuccess());
-        self::assertStringContainsString('300,00 ₽', self::text($result->getErrorMessages()[0]));
+        self::assertStringContainsString('просроченная задолженность 300,00 $.', self::text($result->getErrorMessages()[0]));
     }
 
     public function testOverTheCreditLimitRefusedWhenSetToRefuse(): void

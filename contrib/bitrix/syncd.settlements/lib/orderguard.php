@@ -65,11 +65,13 @@ final class OrderGuard
             return null; // no counterparty linked to this user
         }
         $asOf = null;
-        $overdue = $debt = $limit = 0.0;
+        $overdue = []; // currency => sum: counterparties may keep different currencies
+        $debt = $limit = 0.0;
         $limited = false;
         $cur = Values::currency($rows[0]['UF_CURRENCY'] ?? null);
         foreach ($rows as $row) {
-            $overdue += Values::money($row['UF_OVERDUE_DEBT'] ?? null);
+            $rowCurrency = Values::currency($row['UF_CURRENCY'] ?? null);
+            $overdue[$rowCurrency] = ($overdue[$rowCurrency] ?? 0.0) + Values::money($row['UF_OVERDUE_DEBT'] ?? null);
             $stamp = Values::date($row['UF_UPDATED_AT'] ?? null);
             $asOf = ($asOf === null || ($stamp !== null && $stamp > $asOf)) ? $stamp : $asOf;
             if (Values::currency($row['UF_CURRENCY'] ?? null) === ($currency !== '' ? $currency : $cur)) {
@@ -89,8 +91,9 @@ final class OrderGuard
             }
             self::log('INFO', $userId, "order checked on stale settlements data (as of $when)");
         }
-        if (Options::flag('block_overdue') && $overdue > 0.005) {
-            $sum = Money::text($overdue, $cur);
+        $overdue = array_filter($overdue, static fn(float $sum): bool => $sum > 0.005);
+        if (Options::flag('block_overdue') && $overdue !== []) {
+            $sum = implode(' + ', array_map([Money::class, 'text'], $overdue, array_keys($overdue)));
             return [(string)Loc::getMessage('SYNCD_SETTLEMENTS_REFUSE_OVERDUE', ['#SUM#' => $sum]), 'SYNCD_OVERDUE'];
         }
         $mode = Options::get('over_limit');
