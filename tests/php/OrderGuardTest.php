@@ -170,6 +170,17 @@ final class OrderGuardTest extends TestCase
         self::assertStringContainsString('HL-blocks of syncd are missing', $warnings[0]);
     }
 
+    public function testDatabaseErrorAtCheckoutAllowsAndLogs(): void
+    {
+        $connection = syncd_test_connection();
+        $connection->disconnect();
+        Application::setConnection($connection);
+        self::assertTrue($this->order('overdue', 1000.0)->save()->isSuccess());
+        $errors = self::logged('ERROR');
+        self::assertCount(1, $errors);
+        self::assertStringStartsWith('order rule skipped: ', $errors[0]);
+    }
+
     public function testRenamedBlockOptionFindsNoBlockAndAllows(): void
     {
         Option::set(self::MODULE, 'balance_block', 'NoSuchBlock');

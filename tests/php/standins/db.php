@@ -110,6 +110,13 @@ class Connection
         $this->query($sql);
     }
 
+    /** Not the kernel's behaviour (it reconnects on the next query): here a closed link stays closed, so a
+     *  test can make every later query fail like a database gone away. */
+    public function disconnect()
+    {
+        $this->link->close();
+    }
+
     public function getSqlHelper()
     {
         return new SqlHelper($this->link);
