@@ -45,9 +45,6 @@ from syncd.errors import ExportError
 
 log = logging.getLogger("syncd.formats")
 
-__all__ = ["DOCUMENT_KEYS", "HEADER_KEYS", "LAST_PAYMENT_KEYS", "MAX_PROBLEMS", "PAYMENT_KEYS", "SUMMARY_KEYS",
-           "XML_VALUE_ELEMENTS", "Checker", "changes_of", "records_of", "storable"]
-
 _ZERO: Final = Decimal("0.00")
 # A file where every payment is bad would otherwise produce millions of lines (and as many strings).
 MAX_PROBLEMS: Final = 1000

@@ -17,9 +17,9 @@ Fields = Mapping[str, object]
 class RawCounterparty:
     """One counterparty as read, before any value is parsed.
 
-    `attrs` answers id, inn, kpp, name, currency; `values` answers debt, payable, overdueDebt,
-    creditLimit. For JSON both are the counterparty's object. Items are lxml elements (XML, with
-    `.sourceline`) or dicts (JSON).
+    `attrs` answers the fields XML spells as attributes, `values` those it spells as child elements
+    (the amounts; see syncd.contract.fields). For JSON both are the counterparty's object. Items are
+    lxml elements (XML, with `.sourceline`) or dicts (JSON).
     """
 
     index: int
