@@ -38,18 +38,23 @@ class Target:
 TARGETS = {
     "runner": Target(
         "syncd/run/runner.py",
-        ("exit_code", "count", "_handle", "_done_before"),
+        ("_handle", "_done_before"),
         ("tests/test_exit_codes.py", "tests/test_promises.py", "tests/test_apply.py", "tests/test_cli_run.py")),
+    "outcome": Target(
+        "syncd/run/outcome.py", ("exit_code", "count"),
+        ("tests/test_exit_codes.py", "tests/test_promises.py", "tests/test_cli_run.py")),
     "guard": Target(
-        "syncd/bitrix/hlblock.py", ("_apply_missing",),
+        "syncd/bitrix/hlblock.py", ("_apply_missing", "_missing", "_guard"),
         ("tests/test_promises.py", "tests/test_apply.py"), "guard or missing or held or approve or empty"),
     "validate": Target(
         "syncd/contract/checks.py", ("finish", "set_summary"),
         ("tests/test_validate.py", "tests/test_cli_validate.py", "tests/test_corpus.py", "tests/test_promises.py")),
     "lock": Target("syncd/plumbing/lock.py", (), ("tests/test_lock.py", "tests/test_promises.py", "tests/test_exit_codes.py"),
                    "lock or runner or exit_8"),
-    "status": Target("syncd/admin/status.py", ("check", "succeeded_within", "last_success", "applied_age", "data_age"),
+    "status": Target("syncd/admin/status.py", ("check", "succeeded_within", "applied_age", "data_age"),
                      ("tests/test_promises.py", "tests/test_run_ops.py"), "check or stale or metric"),
+    "journal": Target("syncd/run/record.py", ("last_success",),
+                      ("tests/test_promises.py", "tests/test_run_ops.py"), "check or stale or metric"),
 }
 
 # Operators kept: those that change what a run decides. Left out: binary operators other than + - * /
