@@ -157,11 +157,16 @@ LOG_FORMAT = click.option(
                    "so it only steps in when the daemon is dead.")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
               help="Write Prometheus metrics for node_exporter's textfile collector (atomically).")
+@click.option("--dry-run", is_flag=True,
+              help="Download, validate and diff each file against the database in a transaction that is "
+                   "rolled back: the counts it would write, nothing changed, every file left on the source.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: one per file, then the summary (README \"JSON output\").")
 @LOG_FORMAT
 @errors_to_exit
 def run_once_cmd(
     config_path: str | None, approve: tuple[str, ...], quiet: bool, if_stale: float | None,
-    metrics_file: Path | None, log_format: str,
+    metrics_file: Path | None, dry_run: bool, as_json: bool, log_format: str,
 ) -> None:
     """Apply every complete new export from the source, then exit.
 
@@ -170,6 +175,7 @@ def run_once_cmd(
     """
     from syncd.admin.status import succeeded_within
     from syncd.daemon import run_once_stoppable
+    from syncd.run.outcome import outcome_json, result_json
 
     cfg = load_config(config_path)
     _setup_logs(cfg, log_format, logging.WARNING)
@@ -181,7 +187,9 @@ def run_once_cmd(
             sys.exit(0)
 
     def show(outcome: FileOutcome) -> None:
-        if not quiet or outcome.status in ("held", "rejected"):
+        if as_json:
+            _json_line(outcome_json(outcome))
+        elif not quiet or outcome.status in ("held", "rejected"):
             click.echo(_describe(outcome))
 
     from syncd.plumbing.db import make_engine
@@ -192,9 +200,9 @@ def run_once_cmd(
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
-                                    progress=progress)
+                                    progress=progress, dry_run=dry_run)
         metrics_error: ConfigError | None = None
-        if metrics_file is not None:
+        if metrics_file is not None and not dry_run:
             from syncd.admin.metrics import write_run_metrics
 
             try:
@@ -209,8 +217,10 @@ def run_once_cmd(
         if error is not None:
             click.echo(f"syncd: error: {error}", err=True)
     code = result.exit_code or (EXIT_CONFIG if metrics_error else 0)
-    if not quiet or code != 0:
-        click.echo(summary_line(result))
+    if as_json:
+        _json_line(result_json(result, dry_run=dry_run))
+    elif not quiet or code != 0:
+        click.echo(("dry run, nothing changed: " if dry_run else "") + summary_line(result))
     sys.exit(code)
 
 
@@ -327,6 +337,12 @@ def _link_input(f: F) -> F:
             sys.exit(EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _json_line(data: object) -> None:
+    import json
+
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
 def _json_out(data: object) -> None:

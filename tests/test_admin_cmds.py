@@ -1,0 +1,104 @@
+"""The commands an admin tries before trusting syncd with the shop (issue 15): `run-once --dry-run`,
+`--json` on run-once, check and validate, `syncd config check`, `syncd demo --database`, the version.
+Each runs `syncd` as a process, as the admin types it, and asserts the exit code and the text they see."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.exports import counterparty, guid, xml_export
+from tests.ops_helpers import debts, imports, runs, syncd
+
+
+def local_config(tmp_path: Path, db_url: str, **extra: str) -> Path:
+    exports = tmp_path / "exports"
+    exports.mkdir(exist_ok=True)
+    lines = ["[source]", 'type = "local"', f'path = "{exports}"', 'min_age = "30s"', "",
+             "[database]", f'url = "{db_url}"', "", "[state]", f'dir = "{tmp_path / "state"}"', ""]
+    for key, value in extra.items():
+        lines.append(f"{key} = {value}")
+    path = tmp_path / "syncd.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def put(tmp_path: Path, name: str, data: bytes, age: float = 3600) -> Path:
+    target = tmp_path / "exports" / name
+    target.write_bytes(data)
+    old = time.time() - age
+    os.utime(target, (old, old))
+    return target
+
+
+def lines_of(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+# ---------------------------------------------------------------- run-once --dry-run
+
+
+def test_dry_run_prints_the_counts_and_changes_nothing(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    first = put(tmp_path, "settlements_20261125_100000.xml", xml_export([counterparty(1), counterparty(2)]))
+
+    done = syncd("run-once", "--config", cfg, "--dry-run")
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0].startswith("applied    settlements_20261125_100000.xml  [full, as of 2026-11-25 10:00:00]")
+    assert "balance +2 ~0 =0 -0" in out[0] and "dry run: rolled back, nothing changed" in out[0]
+    assert out[-1].startswith("dry run, nothing changed: summary: 1 applied, 0 duplicate")
+    # Nothing written: no rows, no ledger entry, no run in the journal; the file is still on the source.
+    assert debts(bitrix_db_url) == {}
+    assert imports(bitrix_db_url) == [] and runs(bitrix_db_url) == []
+    assert first.exists() and not (tmp_path / "exports" / "processed").exists()
+
+    # The real run then does what the dry run said.
+    real = syncd("run-once", "--config", cfg)
+    assert real.returncode == 0, real.stderr
+    assert "balance +2 ~0 =0 -0" in real.stdout
+    assert debts(bitrix_db_url) == {guid(1): 1000.0, guid(2): 1000.0}
+
+    # A change, tried dry: the diff against what the database now holds.
+    put(tmp_path, "settlements_20261125_110000.xml",
+        xml_export([counterparty(1, debt="5.00"), counterparty(2)], generated_at="2026-11-25T11:00:00"))
+    dry = syncd("run-once", "--config", cfg, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "balance +0 ~1 =1 -0" in dry.stdout
+    assert debts(bitrix_db_url) == {guid(1): 1000.0, guid(2): 1000.0}
+    assert len(imports(bitrix_db_url)) == 1 and len(runs(bitrix_db_url)) == 1
+
+
+def test_dry_run_of_a_bad_file_says_rejected_and_leaves_it(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    bad = put(tmp_path, "settlements_20261125_100000.xml", b"<Settlements><broken")
+
+    done = syncd("run-once", "--config", cfg, "--dry-run")
+
+    assert done.returncode == 4
+    assert done.stdout.startswith("rejected   settlements_20261125_100000.xml")
+    assert bad.exists() and not (tmp_path / "exports" / "failed").exists()
+    assert imports(bitrix_db_url) == [] and not list((tmp_path / "state" / "rejected").iterdir())
+
+
+# ---------------------------------------------------------------- --json
+
+
+def test_run_once_json_gives_one_object_per_file_and_a_summary(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    put(tmp_path, "settlements_20261125_100000.xml", xml_export([counterparty(1)]))
+    put(tmp_path, "settlements_20261125_110000.xml", xml_export([counterparty(2)]), age=1)
+
+    done = syncd("run-once", "--config", cfg, "--json")
+
+    assert done.returncode == 0, done.stderr
+    waiting, applied, summary = lines_of(done.stdout)
+    assert waiting["type"] == "file" and waiting["status"] == "waiting"
+    assert applied["name"] == "settlements_20261125_100000.xml" and applied["status"] == "applied"
+    assert applied["generated_at"] == "2026-11-25T10:00:00+03:00"
+    assert applied["counts"]["balance"] == {"inserted": 1, "updated": 0, "unchanged": 0, "deleted": 0}  # type: ignore[index]
+    assert summary["type"] == "summary" and summary["applied"] == 1 and summary["waiting"] == 1
+    assert summary["exit_code"] == 0 and summary["error"] is None and summary["dry_run"] is False
