@@ -319,6 +319,33 @@ def migrate_cmd(config_path: str | None) -> None:
         click.echo("nothing to do")
 
 
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file: check it before the first run."""
+
+
+@config_group.command("check")
+@config_option
+@errors_to_exit
+def config_check_cmd(config_path: str | None) -> None:
+    """Load and validate the configuration, try state.dir, the database and the source, and print
+    what a run would do now. Changes nothing.
+
+    \b
+    Example:
+      syncd config check -c /etc/syncd/shop1.toml
+    Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or
+    not migrated; 6 source unreachable.
+    """
+    from syncd.admin.configcheck import config_check
+
+    cfg = load_config(config_path)
+    _setup_logs(cfg, "text", logging.ERROR)
+    report = config_check(cfg)
+    click.echo(report.render())
+    sys.exit(report.exit_code)
+
+
 # ---------------------------------------------------------------- links (issue #3)
 
 

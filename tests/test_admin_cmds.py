@@ -102,3 +102,51 @@ def test_run_once_json_gives_one_object_per_file_and_a_summary(tmp_path: Path, b
     assert applied["counts"]["balance"] == {"inserted": 1, "updated": 0, "unchanged": 0, "deleted": 0}  # type: ignore[index]
     assert summary["type"] == "summary" and summary["applied"] == 1 and summary["waiting"] == 1
     assert summary["exit_code"] == 0 and summary["error"] is None and summary["dry_run"] is False
+
+
+# ---------------------------------------------------------------- config check
+
+
+def test_config_check_says_what_a_run_would_do(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    put(tmp_path, "settlements_20261125_100000.xml", xml_export([counterparty(1)]))
+
+    done = syncd("config", "check", "--config", cfg)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert f"config     {cfg}: OK" in out
+    assert f"state.dir  {tmp_path / 'state'}: writable by" in out
+    assert "database   mysql+pymysql://" in out and "reachable, migrated (blocks ContractorBalance" in out
+    assert f"source     {tmp_path / 'exports'}: reachable, 1 ready, 0 waiting" in out
+    assert "a run now  apply settlements_20261125_100000.xml (oldest export first); then move it to processed/" in out
+    assert out.rstrip().endswith("result: OK (exit 0)")
+    assert imports(bitrix_db_url) == [] and (tmp_path / "exports" / "settlements_20261125_100000.xml").exists()
+
+
+def test_config_check_names_each_failure_and_its_exit_code(tmp_path: Path, db_url: str) -> None:
+    # An empty database: reachable, not migrated -> 7, naming `syncd migrate`.
+    cfg = local_config(tmp_path, db_url)
+    done = syncd("config", "check", "--config", cfg)
+    assert done.returncode == 7
+    assert "is reachable but not migrated" in done.stdout and "(run `syncd migrate`)" in done.stdout
+    assert done.stdout.rstrip().endswith("result: problems found (exit 7)")
+
+    # A source folder that does not exist -> 6 (the database problem still wins: 7).
+    (tmp_path / "exports").rmdir()
+    done = syncd("config", "check", "--config", cfg)
+    assert done.returncode == 7 and "source     ERROR source folder" in done.stdout
+
+    # A key that is not syncd's -> 3, before anything is tried.
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write('\n[bitrix]\nbogus = 1\n')
+    done = syncd("config", "check", "--config", cfg)
+    assert done.returncode == 3 and "bogus" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_config_check_source_unreachable_exits_6(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    (tmp_path / "exports").rmdir()
+    done = syncd("config", "check", "-c", cfg)
+    assert done.returncode == 6
+    assert "source     ERROR source folder" in done.stdout and "check source.path" in done.stdout
