@@ -275,25 +275,33 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
               help="CRITICAL when no export was applied within this time.")
 @click.option("--max-wait", default="1h", show_default=True, metavar="DURATION",
               help="WARNING when a complete file has waited on the source longer than this.")
-def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: state, exit code, message, perfdata and the status report.")
+def check_cmd(config_path: str | None, max_age: str, max_wait: str, as_json: bool) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
     or held), 3 UNKNOWN (bad configuration or arguments)."""
-    from syncd.admin.status import UNKNOWN, check, collect
+    from syncd.admin.jsonout import check_json
+    from syncd.admin.status import UNKNOWN, Report, check, collect
     from syncd.plumbing import logs
 
+    report: Report | None = None
     try:
         cfg = config_mod.load(config_path)
         age = config_mod.parse_duration(max_age).total_seconds()
         wait = config_mod.parse_duration(max_wait).total_seconds()
         logs.setup(level=logging.ERROR, cfg=cfg)
-        code, line = check(collect(cfg), max_age=age, max_wait=wait)
+        report = collect(cfg)
+        code, line = check(report, max_age=age, max_wait=wait)
         line = logs.mask(line, logs.config_secrets(cfg))
     except (SyncdError, ValueError) as exc:
         code, line = UNKNOWN, f"SYNCD UNKNOWN - {exc}"
     except Exception as exc:
         code, line = UNKNOWN, f"SYNCD UNKNOWN - internal error: {exc.__class__.__name__}: {exc}"
-    click.echo(line)
+    if as_json:
+        _json_out(check_json(code, line, report))
+    else:
+        click.echo(line)
     sys.exit(code)
 
 
@@ -566,7 +574,10 @@ def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
 @click.option("--limit", "limits", multiple=True, callback=_limits, metavar="KEY=VALUE",
               help="Raise or lower one of the [limits] (e.g. --limit max_counterparty_size=32MiB); "
                    "the defaults are those of config.example.toml.")
-def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: one per file (verdict, problems, header, totals), then a summary.")
+def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits,
+                 as_json: bool) -> None:
     """Check export files against format v1, offline (no configuration, no database).
 
     Prints every problem (file, line or record, field, what is wrong) and, per file, what it
@@ -577,16 +588,23 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     Exit codes: 0 every file is a valid export; 4 at least one file has problems
     (syncd would reject it, as run-once's 4); 2 usage error.
     """
+    from syncd.admin.jsonout import validate_json, validate_summary
     from syncd.admin.validate import check_file, format_report
 
     bad = 0
     for path in files:
         report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz, limits=limits)
-        click.echo(format_report(report))
+        if as_json:
+            _json_line(validate_json(report))
+        else:
+            click.echo(format_report(report))
         bad += not report.ok
-    if len(files) > 1:
+    code = EXIT_REJECTED if bad else 0
+    if as_json:
+        _json_line(validate_summary(len(files), bad, code))
+    elif len(files) > 1:
         click.echo(f"{len(files) - bad} of {len(files)} files OK")
-    sys.exit(EXIT_REJECTED if bad else 0)
+    sys.exit(code)
 
 
 def main() -> None:

@@ -150,3 +150,39 @@ def test_config_check_source_unreachable_exits_6(tmp_path: Path, bitrix_db_url: 
     done = syncd("config", "check", "-c", cfg)
     assert done.returncode == 6
     assert "source     ERROR source folder" in done.stdout and "check source.path" in done.stdout
+
+
+def test_check_json_gives_the_verdict_and_the_report(tmp_path: Path, bitrix_db_url: str) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    put(tmp_path, "settlements_20261125_100000.xml", xml_export([counterparty(1)]))
+    assert syncd("run-once", "-c", cfg).returncode == 0
+
+    done = syncd("check", "-c", cfg, "--json")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert data["state"] == "OK" and data["exit_code"] == 0
+    assert data["message"].startswith("last export applied ")
+    assert set(data["perfdata"]) >= {"age", "data_age", "files_waiting"}
+    assert data["status"]["last_applied"]["file_name"] == "settlements_20261125_100000.xml"
+
+    bad = syncd("check", "-c", tmp_path / "missing.toml", "--json")
+    assert bad.returncode == 3
+    assert json.loads(bad.stdout)["state"] == "UNKNOWN"
+
+
+def test_validate_json_one_object_per_file_and_a_summary(tmp_path: Path) -> None:
+    good = tmp_path / "good.xml"
+    good.write_bytes(xml_export([counterparty(1), counterparty(2)]))
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<Settlements><broken")
+
+    done = syncd("validate", "--json", good, broken)
+
+    assert done.returncode == 4
+    first, second, summary = lines_of(done.stdout)
+    assert first["file"] == str(good) and first["ok"] is True and first["problems"] == []
+    assert first["counterparties"] == 2 and first["generated_at"] == "2026-11-25T10:00:00+03:00"
+    assert first["totals"]["debt"] == "2000.00"  # type: ignore[index]
+    assert second["ok"] is False and second["problems"]
+    assert summary == {"type": "summary", "files": 2, "ok": 1, "rejected": 1, "exit_code": 4}
