@@ -157,11 +157,9 @@ LOG_FORMAT = click.option(
                    "so it only steps in when the daemon is dead.")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
               help="Write Prometheus metrics for node_exporter's textfile collector (atomically).")
-@click.option("--dry-run", is_flag=True,
-              help="Download, validate and diff each file against the database in a transaction that is "
-                   "rolled back: the counts it would write, nothing changed, every file left on the source.")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line: one per file, then the summary (README \"JSON output\").")
+@click.option("--dry-run", is_flag=True, help="Download, validate and diff each file in a transaction rolled "
+              "back: the counts it would write; nothing changed, every file left on the source.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: one per file, then the summary.")
 @LOG_FORMAT
 @errors_to_exit
 def run_once_cmd(
@@ -188,7 +186,7 @@ def run_once_cmd(
 
     def show(outcome: FileOutcome) -> None:
         if as_json:
-            _json_line(outcome_json(outcome))
+            _json_out(outcome_json(outcome), line=True)
         elif not quiet or outcome.status in ("held", "rejected"):
             click.echo(_describe(outcome))
 
@@ -218,7 +216,7 @@ def run_once_cmd(
             click.echo(f"syncd: error: {error}", err=True)
     code = result.exit_code or (EXIT_CONFIG if metrics_error else 0)
     if as_json:
-        _json_line(result_json(result, dry_run=dry_run))
+        _json_out(result_json(result, dry_run=dry_run), line=True)
     elif not quiet or code != 0:
         click.echo(("dry run, nothing changed: " if dry_run else "") + summary_line(result))
     sys.exit(code)
@@ -275,8 +273,7 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
               help="CRITICAL when no export was applied within this time.")
 @click.option("--max-wait", default="1h", show_default=True, metavar="DURATION",
               help="WARNING when a complete file has waited on the source longer than this.")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object: state, exit code, message, perfdata and the status report.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: state, message, perfdata, status report.")
 def check_cmd(config_path: str | None, max_age: str, max_wait: str, as_json: bool) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
@@ -337,14 +334,10 @@ def config_group() -> None:
 @errors_to_exit
 def config_check_cmd(config_path: str | None) -> None:
     """Load and validate the configuration, try state.dir, the database and the source, and print
-    what a run would do now. Changes nothing.
+    what a run would do now; changes nothing. Example: syncd config check -c /etc/syncd/shop1.toml
 
-    \b
-    Example:
-      syncd config check -c /etc/syncd/shop1.toml
-    Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or
-    not migrated; 6 source unreachable.
-    """
+    Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or not migrated;
+    6 source unreachable."""
     from syncd.admin.configcheck import config_check
 
     cfg = load_config(config_path)
@@ -374,16 +367,11 @@ def _link_input(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _json_line(data: object) -> None:
+def _json_out(data: object, *, line: bool = False) -> None:
+    """Indented JSON, or with `line` one object on one line (JSON Lines: run-once and validate --json)."""
     import json
 
-    click.echo(json.dumps(data, ensure_ascii=False, default=str))
-
-
-def _json_out(data: object) -> None:
-    import json
-
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None if line else 2, default=str))
 
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of the table.")
@@ -595,13 +583,13 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     for path in files:
         report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz, limits=limits)
         if as_json:
-            _json_line(validate_json(report))
+            _json_out(validate_json(report), line=True)
         else:
             click.echo(format_report(report))
         bad += not report.ok
     code = EXIT_REJECTED if bad else 0
     if as_json:
-        _json_line(validate_summary(len(files), bad, code))
+        _json_out(validate_summary(len(files), bad, code), line=True)
     elif len(files) > 1:
         click.echo(f"{len(files) - bad} of {len(files)} files OK")
     sys.exit(code)
