@@ -324,6 +324,18 @@ def migrate_cmd(config_path: str | None) -> None:
         click.echo("nothing to do")
 
 
+@cli.command("demo")
+@click.option("--database", metavar="URL", required=True, help="An empty MariaDB database for the Bitrix core.")
+@click.option("--exports", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Put a sample in DIR.")
+@errors_to_exit
+def demo_cmd(database: str, exports: Path | None) -> None:
+    """A staging site: the minimal Bitrix core and two linked users in an empty MariaDB, to try `syncd
+    migrate` and `run-once` on the real path. Example: syncd demo --database mysql+pymysql://root@localhost/demo"""
+    from syncd.admin.demo import stand_in_bitrix
+
+    click.echo("\n".join(stand_in_bitrix(database, exports)))
+
+
 @cli.group("config")
 def config_group() -> None:
     """The configuration file: check it before the first run."""
@@ -333,16 +345,13 @@ def config_group() -> None:
 @config_option
 @errors_to_exit
 def config_check_cmd(config_path: str | None) -> None:
-    """Load and validate the configuration, try state.dir, the database and the source, and print
-    what a run would do now; changes nothing. Example: syncd config check -c /etc/syncd/shop1.toml
+    """Load and validate the configuration, try state.dir, the database and the source, and print what a
+    run would do now; changes nothing. Example: syncd config check -c /etc/syncd/shop1.toml
 
-    Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or not migrated;
-    6 source unreachable."""
+    Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or not migrated; 6 source."""
     from syncd.admin.configcheck import config_check
 
-    cfg = load_config(config_path)
-    _setup_logs(cfg, "text", logging.ERROR)
-    report = config_check(cfg)
+    report = config_check(load_config(config_path))
     click.echo(report.render())
     sys.exit(report.exit_code)
 
@@ -368,7 +377,6 @@ def _link_input(f: F) -> F:
 
 
 def _json_out(data: object, *, line: bool = False) -> None:
-    """Indented JSON, or with `line` one object on one line (JSON Lines: run-once and validate --json)."""
     import json
 
     click.echo(json.dumps(data, ensure_ascii=False, indent=None if line else 2, default=str))
@@ -534,23 +542,15 @@ def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
         click.echo(counts.line())
 
 
-def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+def _validate_option(name: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        from syncd.admin import validate
 
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(
-            f"unknown time zone {value!r} (use a tz database name such as Europe/Moscow)") from None
+        return getattr(validate, name)(*args)
+    return call
 
 
-def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Limits:
-    from syncd.admin.validate import limits_from
-
-    try:
-        return limits_from(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+_zone, _limits = _validate_option("zone_option"), _validate_option("limits_option")
 
 
 @cli.command("validate")

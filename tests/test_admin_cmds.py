@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.exports import counterparty, guid, xml_export
-from tests.ops_helpers import debts, imports, runs, syncd
+from tests.ops_helpers import debts, imports, runs, sql, syncd
 
 
 def local_config(tmp_path: Path, db_url: str, **extra: str) -> Path:
@@ -186,3 +186,38 @@ def test_validate_json_one_object_per_file_and_a_summary(tmp_path: Path) -> None
     assert first["totals"]["debt"] == "2000.00"  # type: ignore[index]
     assert second["ok"] is False and second["problems"]
     assert summary == {"type": "summary", "files": 2, "ok": 1, "rejected": 1, "exit_code": 4}
+
+
+# ---------------------------------------------------------------- demo --database
+
+
+def test_demo_database_makes_a_staging_bitrix_that_the_real_path_fills(tmp_path: Path, db_url: str) -> None:
+    exports = tmp_path / "exports"
+
+    done = syncd("demo", "--database", db_url, "--exports", exports)
+
+    assert done.returncode == 0, done.stderr
+    assert "the minimal Bitrix core created (b_hlblock_entity, b_user_field, b_user" in done.stdout
+    assert f"sample export: {exports / 'settlements_sample.xml'}" in done.stdout
+    assert "`syncd migrate`" in done.stdout
+    again = syncd("demo", "--database", db_url)
+    assert again.returncode == 0 and "the Bitrix core is there already; nothing changed" in again.stdout
+
+    # The real path on it: migrate, then the sample applied, two buyers linked.
+    cfg = local_config(tmp_path, db_url)
+    assert syncd("migrate", "-c", cfg).returncode == 0
+    assert syncd("config", "check", "-c", cfg).returncode == 0
+    run = syncd("run-once", "-c", cfg)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("applied    settlements_sample.xml")
+    assert sql(db_url, "SELECT COUNT(*) FROM contractor_balance WHERE UF_BITRIX_USER_ID IS NOT NULL") == 2
+
+
+def test_demo_database_refuses_a_database_with_tables_of_its_own(db_url: str) -> None:
+    sql(db_url, "CREATE TABLE b_option (NAME varchar(50))")
+
+    done = syncd("demo", "--database", db_url)
+
+    assert done.returncode == 3
+    assert "holds 1 tables of its own (b_option)" in done.stderr and "CREATE DATABASE syncd_demo" in done.stderr
+    assert sql(db_url, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()") == 1
