@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from tests.exports import counterparty, guid, xml_export
-from tests.ops_helpers import debts, imports, runs, sql, syncd
+from tests.ops_helpers import debts, env, imports, runs, sql, syncd, wait_for
 
 
 def local_config(tmp_path: Path, db_url: str, **extra: str) -> Path:
@@ -221,3 +224,38 @@ def test_demo_database_refuses_a_database_with_tables_of_its_own(db_url: str) ->
     assert done.returncode == 3
     assert "holds 1 tables of its own (b_option)" in done.stderr and "CREATE DATABASE syncd_demo" in done.stderr
     assert sql(db_url, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()") == 1
+
+
+# ---------------------------------------------------------------- the version
+
+
+def test_the_version_in_version_status_json_the_daemon_log_and_the_changelog(
+    tmp_path: Path, bitrix_db_url: str
+) -> None:
+    from syncd import __version__
+
+    done = syncd("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"syncd, version {__version__}"
+
+    # CHANGELOG.md names the version being made (or, once released, the version itself) as a heading.
+    release = __version__.removesuffix(".dev0")
+    changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    heading = f"## Unreleased ({release})" if __version__.endswith(".dev0") else f"## {release} — "
+    assert heading in changelog
+
+    cfg = local_config(tmp_path, bitrix_db_url)
+    status = syncd("status", "-c", cfg, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["version"] == __version__
+
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "syncd", "daemon", "-c", str(cfg)], stdout=out, stderr=out,
+                                env=env())
+    try:
+        wait_for("the daemon's start", lambda: "daemon started" in log.read_text(), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    first = log.read_text().splitlines()[0]
+    assert f"syncd {__version__} starting (pid {proc.pid}, config {cfg})" in first
