@@ -259,3 +259,33 @@ def test_the_version_in_version_status_json_the_daemon_log_and_the_changelog(
         proc.wait(timeout=60)
     first = log.read_text().splitlines()[0]
     assert f"syncd {__version__} starting (pid {proc.pid}, config {cfg})" in first
+
+
+def test_dry_run_of_an_export_the_guard_would_hold_exits_5_and_records_nothing(
+    tmp_path: Path, bitrix_db_url: str
+) -> None:
+    cfg = local_config(tmp_path, bitrix_db_url)
+    put(tmp_path, "settlements_20261125_100000.xml", xml_export([counterparty(n) for n in range(1, 6)]))
+    assert syncd("run-once", "-c", cfg).returncode == 0
+    short = put(tmp_path, "settlements_20261125_110000.xml",
+                xml_export([counterparty(1)], generated_at="2026-11-25T11:00:00"))
+
+    done = syncd("run-once", "-c", cfg, "--dry-run", "--json")
+
+    assert done.returncode == 5, done.stdout + done.stderr
+    held, summary = lines_of(done.stdout)
+    assert held["status"] == "held" and "syncd run-once --approve" in str(held["message"])
+    assert summary["held"] == 1 and summary["dry_run"] is True and summary["exit_code"] == 5
+    assert short.exists() and [r["status"] for r in imports(bitrix_db_url)] == ["applied"]
+    assert len(debts(bitrix_db_url)) == 5
+
+
+def test_run_once_json_on_a_database_not_migrated_ends_with_the_error(tmp_path: Path, db_url: str) -> None:
+    cfg = local_config(tmp_path, db_url)
+
+    done = syncd("run-once", "-c", cfg, "--json")
+
+    assert done.returncode == 7
+    (summary,) = lines_of(done.stdout)
+    assert summary["type"] == "summary" and summary["exit_code"] == 7
+    assert "syncd migrate" in str(summary["error"])
