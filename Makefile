@@ -9,10 +9,21 @@ STAMP  := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+DEMO_STAMP := $(VENV)/.installed-demo
+
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# The demo needs syncd and its dependencies only: no test tools, and a plain (not editable) install,
+# which setuptools builds without a word. A venv made by `make test` already has all of it.
+$(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
+	@if [ ! -f $(STAMP) ] || [ setup.cfg -nt $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then \
+	  echo "installing syncd into $(VENV) (about a minute)"; \
+	  $(BIN)/pip install -q --disable-pip-version-check . ; \
+	fi
+	@touch $(DEMO_STAMP)
 
 # The suite starts its own MariaDB and sshd; it needs their binaries, not running services. The Bitrix
 # module's tests (tests/test_bitrix_module.py) need php-cli + php-mysql (mysqli), PHPUnit and Chromium.
@@ -28,8 +39,8 @@ system-deps:
 	  echo "missing system packages; run: sudo apt-get install $(APT_PACKAGES)"; exit 1; \
 	fi
 
-demo: $(STAMP)
-	$(BIN)/python -m syncd.admin.demo
+demo: $(DEMO_STAMP)
+	@$(BIN)/python -P -m syncd.admin.demo  # -P: the installed syncd, not the source folder
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check syncd tests

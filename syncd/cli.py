@@ -157,11 +157,14 @@ LOG_FORMAT = click.option(
                    "so it only steps in when the daemon is dead.")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
               help="Write Prometheus metrics for node_exporter's textfile collector (atomically).")
+@click.option("--dry-run", is_flag=True, help="Download, validate and diff each file in a transaction rolled "
+              "back: the counts it would write; nothing changed, every file left on the source.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: one per file, then the summary.")
 @LOG_FORMAT
 @errors_to_exit
 def run_once_cmd(
     config_path: str | None, approve: tuple[str, ...], quiet: bool, if_stale: float | None,
-    metrics_file: Path | None, log_format: str,
+    metrics_file: Path | None, dry_run: bool, as_json: bool, log_format: str,
 ) -> None:
     """Apply every complete new export from the source, then exit.
 
@@ -170,6 +173,7 @@ def run_once_cmd(
     """
     from syncd.admin.status import succeeded_within
     from syncd.daemon import run_once_stoppable
+    from syncd.run.outcome import outcome_json, result_json
 
     cfg = load_config(config_path)
     _setup_logs(cfg, log_format, logging.WARNING)
@@ -181,7 +185,9 @@ def run_once_cmd(
             sys.exit(0)
 
     def show(outcome: FileOutcome) -> None:
-        if not quiet or outcome.status in ("held", "rejected"):
+        if as_json:
+            _json_out(outcome_json(outcome), line=True)
+        elif not quiet or outcome.status in ("held", "rejected"):
             click.echo(_describe(outcome))
 
     from syncd.plumbing.db import make_engine
@@ -192,9 +198,9 @@ def run_once_cmd(
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
-                                    progress=progress)
+                                    progress=progress, dry_run=dry_run)
         metrics_error: ConfigError | None = None
-        if metrics_file is not None:
+        if metrics_file is not None and not dry_run:
             from syncd.admin.metrics import write_run_metrics
 
             try:
@@ -209,8 +215,10 @@ def run_once_cmd(
         if error is not None:
             click.echo(f"syncd: error: {error}", err=True)
     code = result.exit_code or (EXIT_CONFIG if metrics_error else 0)
-    if not quiet or code != 0:
-        click.echo(summary_line(result))
+    if as_json:
+        _json_out(result_json(result, dry_run=dry_run), line=True)
+    elif not quiet or code != 0:
+        click.echo(("dry run, nothing changed: " if dry_run else "") + summary_line(result))
     sys.exit(code)
 
 
@@ -265,25 +273,32 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
               help="CRITICAL when no export was applied within this time.")
 @click.option("--max-wait", default="1h", show_default=True, metavar="DURATION",
               help="WARNING when a complete file has waited on the source longer than this.")
-def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: state, message, perfdata, status report.")
+def check_cmd(config_path: str | None, max_age: str, max_wait: str, as_json: bool) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
     or held), 3 UNKNOWN (bad configuration or arguments)."""
-    from syncd.admin.status import UNKNOWN, check, collect
+    from syncd.admin.jsonout import check_json
+    from syncd.admin.status import UNKNOWN, Report, check, collect
     from syncd.plumbing import logs
 
+    report: Report | None = None
     try:
         cfg = config_mod.load(config_path)
         age = config_mod.parse_duration(max_age).total_seconds()
         wait = config_mod.parse_duration(max_wait).total_seconds()
         logs.setup(level=logging.ERROR, cfg=cfg)
-        code, line = check(collect(cfg), max_age=age, max_wait=wait)
+        report = collect(cfg)
+        code, line = check(report, max_age=age, max_wait=wait)
         line = logs.mask(line, logs.config_secrets(cfg))
     except (SyncdError, ValueError) as exc:
         code, line = UNKNOWN, f"SYNCD UNKNOWN - {exc}"
     except Exception as exc:
         code, line = UNKNOWN, f"SYNCD UNKNOWN - internal error: {exc.__class__.__name__}: {exc}"
-    click.echo(line)
+    if as_json:
+        _json_out(check_json(code, line, report))
+    else:
+        click.echo(line)
     sys.exit(code)
 
 
@@ -309,6 +324,38 @@ def migrate_cmd(config_path: str | None) -> None:
         click.echo("nothing to do")
 
 
+@cli.command("demo")
+@click.option("--database", metavar="URL", required=True, help="An empty MariaDB database for the Bitrix core.")
+@click.option("--exports", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Put a sample in DIR.")
+@errors_to_exit
+def demo_cmd(database: str, exports: Path | None) -> None:
+    """A staging site: the minimal Bitrix core and two linked users in an empty MariaDB, to try `syncd
+    migrate` and `run-once` on the real path. Example: syncd demo --database mysql+pymysql://root@localhost/demo"""
+    from syncd.admin.demo import stand_in_bitrix
+
+    click.echo("\n".join(stand_in_bitrix(database, exports)))
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file: check it before the first run."""
+
+
+@config_group.command("check")
+@config_option
+@errors_to_exit
+def config_check_cmd(config_path: str | None) -> None:
+    """Load and validate the configuration, try state.dir, the database and the source, and print what a
+    run would do now; changes nothing. Example: syncd config check -c /etc/syncd/shop1.toml
+
+    Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or not migrated; 6 source."""
+    from syncd.admin.configcheck import config_check
+
+    report = config_check(load_config(config_path))
+    click.echo(report.render())
+    sys.exit(report.exit_code)
+
+
 # ---------------------------------------------------------------- links (issue #3)
 
 
@@ -329,10 +376,10 @@ def _link_input(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _json_out(data: object) -> None:
+def _json_out(data: object, *, line: bool = False) -> None:
     import json
 
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None if line else 2, default=str))
 
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of the table.")
@@ -495,23 +542,15 @@ def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
         click.echo(counts.line())
 
 
-def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+def _validate_option(name: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        from syncd.admin import validate
 
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(
-            f"unknown time zone {value!r} (use a tz database name such as Europe/Moscow)") from None
+        return getattr(validate, name)(*args)
+    return call
 
 
-def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Limits:
-    from syncd.admin.validate import limits_from
-
-    try:
-        return limits_from(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+_zone, _limits = _validate_option("zone_option"), _validate_option("limits_option")
 
 
 @cli.command("validate")
@@ -523,7 +562,10 @@ def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
 @click.option("--limit", "limits", multiple=True, callback=_limits, metavar="KEY=VALUE",
               help="Raise or lower one of the [limits] (e.g. --limit max_counterparty_size=32MiB); "
                    "the defaults are those of config.example.toml.")
-def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: one per file (verdict, problems, header, totals), then a summary.")
+def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits,
+                 as_json: bool) -> None:
     """Check export files against format v1, offline (no configuration, no database).
 
     Prints every problem (file, line or record, field, what is wrong) and, per file, what it
@@ -534,16 +576,23 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     Exit codes: 0 every file is a valid export; 4 at least one file has problems
     (syncd would reject it, as run-once's 4); 2 usage error.
     """
+    from syncd.admin.jsonout import validate_json, validate_summary
     from syncd.admin.validate import check_file, format_report
 
     bad = 0
     for path in files:
         report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz, limits=limits)
-        click.echo(format_report(report))
+        if as_json:
+            _json_out(validate_json(report), line=True)
+        else:
+            click.echo(format_report(report))
         bad += not report.ok
-    if len(files) > 1:
+    code = EXIT_REJECTED if bad else 0
+    if as_json:
+        _json_out(validate_summary(len(files), bad, code), line=True)
+    elif len(files) > 1:
         click.echo(f"{len(files) - bad} of {len(files)} files OK")
-    sys.exit(EXIT_REJECTED if bad else 0)
+    sys.exit(code)
 
 
 def main() -> None:

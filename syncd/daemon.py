@@ -41,6 +41,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, event
 
+from syncd import __version__
 from syncd import config as config_mod
 from syncd.admin.metrics import Metrics
 from syncd.config import Config, ScheduleConfig
@@ -287,6 +288,7 @@ class Daemon:
         return s is not None and s.running and thread is not None and thread.is_alive()
 
     def serve(self) -> int:
+        log.info("syncd %s starting (pid %d, config %s)", __version__, os.getpid(), self.cfg.path or "-")
         wake = self._install_signals()
         if self.cfg.metrics.listen:
             try:

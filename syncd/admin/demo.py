@@ -1,9 +1,15 @@
-"""`make demo`: the main job with no server at all.
+"""`make demo` (`syncd demo`): the main job with no server at all; `syncd demo --database URL`: a staging
+Bitrix in an empty MariaDB.
 
 A bundled sample export in a local folder is applied to an SQLite file that stands in for the
 Bitrix database (the demo creates the minimal Bitrix core tables there on purpose, and two site
 users linked to counterparties). The code path is the production one: config → runner → source →
 reader → writer → ledger; only the SQL dialect differs. Then it prints the balances and the ledger.
+
+With `--database URL` nothing is applied: the minimal Bitrix core tables (those syncd reads and writes:
+HL-block entities, user fields, b_user) and two site users linked to the sample's counterparties are
+created in an empty MariaDB database, so an admin can try `syncd migrate` and `run-once` on the real
+path before pointing syncd at the shop. A database that holds any other table is refused.
 """
 
 from __future__ import annotations
@@ -17,18 +23,80 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Connection, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import config as config_mod
 from syncd import ledger
 from syncd.bitrix import core
 from syncd.bitrix.migrate import migrate, upgrade_own_tables
 from syncd.bitrix.schema import block_specs, data_table
+from syncd.config import DatabaseConfig
+from syncd.errors import ConfigError, DatabaseError
 from syncd.formats import open_export
-from syncd.plumbing.db import make_engine
+from syncd.plumbing import statedir
+from syncd.plumbing.db import db_reason, make_engine, safe_url
 from syncd.run import format_counts, run_once
 
 SAMPLE = "settlements_sample.xml"
+
+
+def _place_sample(folder: Path) -> Path:
+    """The bundled sample in `folder`, dated an hour ago (complete for any min_age up to that)."""
+    target = folder / SAMPLE
+    target.write_bytes((resources.files("syncd") / "samples" / SAMPLE).read_bytes())
+    old = time.time() - 3600  # as if 1C finished writing it an hour ago
+    os.utime(target, (old, old))
+    return target
+
+
+def _sample_guids(n: int) -> list[str]:
+    with resources.as_file(resources.files("syncd") / "samples" / SAMPLE) as path, \
+            open_export(path, name=SAMPLE, source_tz=ZoneInfo("Europe/Moscow")) as export:
+        return [cp.id for _, cp in zip(range(n), export.counterparties(), strict=False)]
+
+
+def _add_buyers(conn: Connection) -> None:
+    """Two buyers registered on the site saved their counterparty GUID in UF_1C_CONTRACTOR_ID."""
+    for i, guid in enumerate(_sample_guids(2), start=1):
+        core.add_user(conn, login=f"buyer{i}", email=f"buyer{i}@example.com", fields={"UF_1C_CONTRACTOR_ID": guid})
+
+
+def stand_in_bitrix(url: str, exports: Path | None = None) -> list[str]:
+    """The minimal Bitrix core and two linked buyers in the empty database at `url`; what to do next.
+
+    ConfigError when the database holds tables of its own (it may be a real shop); DatabaseError when
+    it cannot be reached. Run twice, the second run finds the core there and changes nothing.
+    """
+    engine = make_engine(DatabaseConfig(url=url))
+    where = safe_url(engine)
+    ours = set(core.metadata.tables) | set(ledger.metadata.tables)
+    try:
+        with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            fresh = not core.core_present(conn)
+        foreign = sorted(t for t in present if t not in ours and not t.startswith(("contractor_", "syncd_")))
+        if foreign:
+            raise ConfigError(f"{where} holds {len(foreign)} tables of its own ({', '.join(foreign[:5])}"
+                              f"{' …' if len(foreign) > 5 else ''}): `syncd demo --database` fills only an "
+                              "empty database; create one (CREATE DATABASE syncd_demo) and point it there")
+        core.create_stand_in_core(engine)
+        if fresh:
+            with engine.begin() as conn:
+                _add_buyers(conn)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot reach the database {where}: {db_reason(exc)}") from None
+    finally:
+        engine.dispose()
+    lines = [f"{where}: " + ("the minimal Bitrix core created (b_hlblock_entity, b_user_field, b_user, "
+                             "b_uts_user …) with users buyer1 and buyer2 linked to the sample's first two "
+                             "counterparties" if fresh else "the Bitrix core is there already; nothing changed")]
+    if exports is not None:
+        statedir.make_dirs(exports)
+        lines.append(f"sample export: {_place_sample(exports)}")
+    lines += ["next: set database.url to this database (and source.path to the sample's folder) in a config,",
+              "then run `syncd config check`, `syncd migrate` and `syncd run-once --dry-run`, then `syncd run-once`."]
+    return lines
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -47,11 +115,7 @@ def run(workdir: Path) -> int:
         shutil.rmtree(workdir)
     exports = workdir / "exports"
     exports.mkdir(parents=True)
-    sample = resources.files("syncd") / "samples" / SAMPLE
-    target = exports / SAMPLE
-    target.write_bytes(sample.read_bytes())
-    old = time.time() - 3600  # as if 1C finished writing it an hour ago
-    os.utime(target, (old, old))
+    _place_sample(exports)
 
     cfg = config_mod.from_mapping(
         {
@@ -66,13 +130,8 @@ def run(workdir: Path) -> int:
     upgrade_own_tables(engine)
     migrate(engine, cfg.bitrix)
 
-    # Two buyers registered on the site saved their counterparty GUID in UF_1C_CONTRACTOR_ID.
-    with open_export(target, name=SAMPLE, source_tz=ZoneInfo("Europe/Moscow")) as export:
-        guids = [cp.id for _, cp in zip(range(2), export.counterparties(), strict=False)]
     with engine.begin() as conn:
-        for i, guid in enumerate(guids, start=1):
-            core.add_user(conn, login=f"buyer{i}", email=f"buyer{i}@example.com",
-                          fields={"UF_1C_CONTRACTOR_ID": guid})
+        _add_buyers(conn)
 
     print(f"syncd demo: applying {SAMPLE} from {exports} to {engine.url.database}\n")
     result = run_once(cfg, engine=engine)

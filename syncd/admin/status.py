@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, column, func, or_, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd import ledger
+from syncd import __version__, ledger
 from syncd.config import Config
 from syncd.errors import SourceError
 from syncd.plumbing.db import db_reason, make_engine, safe_url
@@ -73,6 +73,7 @@ class Report:
 
         result: dict[str, Any] = clean(
             {
+                "version": __version__,
                 "now": self.now,
                 "database": {"url": self.database, "error": self.database_error},
                 "source": {"url": self.source, "error": self.source_error},

@@ -8,6 +8,9 @@ from datetime import tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
 
 from syncd.contract.checks import Checker
 from syncd.contract.limits import DEFAULT as DEFAULT_LIMITS
@@ -18,7 +21,24 @@ from syncd.formats import scan_export
 
 _ZERO: Final = Decimal("0.00")
 
-__all__ = ["Limits", "Report", "check_file", "format_report", "limits_from"]
+__all__ = ["Limits", "Report", "check_file", "format_report", "limits_from", "limits_option", "zone_option"]
+
+
+def zone_option(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
+    """`--timezone` and `--bitrix-timezone`: a tz database name, else a usage error naming it."""
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"unknown time zone {value!r} (use a tz database name such as Europe/Moscow)") from None
+
+
+def limits_option(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> Limits:
+    """`--limit KEY=VALUE` items: the [limits], else a usage error naming the item."""
+    try:
+        return limits_from(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def limits_from(items: Iterable[str]) -> Limits:

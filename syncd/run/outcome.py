@@ -65,3 +65,36 @@ def format_counts(counts: ApplyCounts) -> str:
         parts.append(f"{role} +{c.inserted} ~{c.updated} ={c.unchanged} -{c.deleted}")
     return ", ".join(parts)
 
+
+
+STATUSES: tuple[Status, ...] = ("applied", "duplicate", "superseded", "held", "rejected", "waiting")
+
+
+def outcome_json(outcome: FileOutcome) -> dict[str, object]:
+    """One file of `run-once --json`: a JSON object a script reads instead of the line."""
+    header = outcome.header
+    return {
+        "type": "file",
+        "name": outcome.name,
+        "status": outcome.status,
+        "message": outcome.message or None,
+        "export_id": header.export_id if header else None,
+        "mode": header.mode if header else None,
+        "generated_at": header.generated_at.isoformat() if header else None,  # ISO 8601 with its offset
+        "counts": {role: dict(c.__dict__) for role, c in outcome.counts.by_role().items()} if outcome.counts
+        else None,
+        "seconds": round(outcome.seconds, 3),
+    }
+
+
+def result_json(result: RunResult, *, dry_run: bool = False) -> dict[str, object]:
+    """The summary of `run-once --json`: the count per status, the exit code and the run's error."""
+    took = (result.finished - result.started).total_seconds() if result.finished else 0.0
+    return {
+        "type": "summary",
+        **{s: result.count(s) for s in STATUSES},
+        "dry_run": dry_run,
+        "exit_code": result.exit_code,
+        "error": str(result.error) if result.error is not None else None,
+        "seconds": round(took, 3),
+    }

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -56,6 +56,7 @@ from syncd.plumbing.memory import bulk_gc
 from syncd.plumbing.pipe import Growing
 from syncd.plumbing.progress import Progress
 from syncd.plumbing.readahead import ReadAhead
+from syncd.run import dryrun
 from syncd.run.outcome import FileOutcome, RunResult, format_counts, span
 from syncd.run.record import record_run
 from syncd.sources import RemoteFile, Source, open_source
@@ -145,8 +146,10 @@ class Runner:
         on_file: Callable[[FileOutcome], None] | None = None,
         lock: RunLock | None = None,
         progress: Progress | None = None,
+        dry_run: bool = False,
     ):
         self.cfg = cfg
+        self.dry_run = dry_run  # each file applied in a transaction rolled back; nothing recorded or moved
         self.progress = progress
         self.lock = lock  # checked again right before each commit
         self.source: Source | None = None  # open during run(); the daemon closes it to cut a hung run
@@ -189,7 +192,7 @@ class Runner:
             # link change only has to reach the rows already there (on a first load: none). If it
             # fails, the files are still applied and the run reports the failure; the next run retries.
             try:
-                result.links = self._refresh_links(state)
+                result.links = None if self.dry_run else self._refresh_links(state)
             except DatabaseError as exc:
                 log.error("%s", exc)
                 relink_failed = exc
@@ -261,6 +264,15 @@ class Runner:
             log.info("links: %s", counts.line())
         return counts
 
+    def _dry(self, result: RunResult, path: Path | None, outcome: FileOutcome) -> bool:
+        """In a dry run: the outcome shown, the download deleted, nothing recorded, the file left on the source."""
+        if not self.dry_run:
+            return False
+        if path is not None:
+            path.unlink(missing_ok=True)
+        self._emit(result, outcome)
+        return True
+
     def _emit(self, result: RunResult, outcome: FileOutcome) -> None:
         if self.progress:
             self.progress.clear()
@@ -297,6 +309,9 @@ class Runner:
         result: RunResult,
         t0: float,
     ) -> None:
+        if self._dry(result, path, FileOutcome(remote.name, "rejected", reason, header,
+                                               seconds=time.monotonic() - t0)):
+            return
         stored = self.capacity.storable(reason) if self.capacity is not None else reason
         try:
             with self.engine.begin() as conn:
@@ -372,9 +387,11 @@ class Runner:
             item.path.unlink(missing_ok=True)
             assert isinstance(exc, SQLAlchemyError)  # data_error_reason gives every UnicodeEncodeError a reason
             raise DatabaseError(f"applying {remote.name} failed, nothing was changed: {db_reason(exc)}") from None
+        outcome = FileOutcome(remote.name, "applied", "", header, counts, time.monotonic() - t0)
+        if self._dry(result, item.path, replace(outcome, message=dryrun.DRY_RUN_NOTE)):
+            return
         state.archive_applied(item.path)
         source.finish(remote, self.cfg.source.on_success)
-        outcome = FileOutcome(remote.name, "applied", "", header, counts, time.monotonic() - t0)
         log.info("applied %s: %s", remote.name, format_counts(counts))
         self._emit(result, outcome)
 
@@ -390,7 +407,7 @@ class Runner:
         remote, source_tz = item.remote, self.cfg.source.timezone
         try:
             with (bulk_gc(),
-                  self.engine.begin() as conn,
+                  dryrun.transaction(self.engine, self.dry_run) as conn,
                   open_export(item.path, name=remote.name, source_tz=source_tz, bitrix_tz=options.bitrix_tz,
                               growing=download.reader if download else None, capacity=self.capacity,
                               limits=self.cfg.limits) as export):
@@ -431,6 +448,9 @@ class Runner:
     def _hold(self, item: _Fetched, why: str, result: RunResult, t0: float) -> None:
         remote, header = item.remote, item.header
         reason = f"held: {why}; to apply it anyway: syncd run-once --approve {header.export_id}"
+        if self._dry(result, item.path, FileOutcome(remote.name, "held", reason, header,
+                                                    seconds=time.monotonic() - t0)):
+            return
         with self.engine.begin() as conn:
             ledger.record(conn, **self._entry(remote, item.sha256, header, ledger.HELD), error=reason)
         item.path.unlink(missing_ok=True)
@@ -504,6 +524,9 @@ class Runner:
     def _record_skip(self, source: Source, remote: RemoteFile, sha: str, header: Header, status: str, why: str,
                      result: RunResult, t0: float, *, note: str = "") -> None:
         """A duplicate or superseded file: into the ledger, off the source as on success, into the result."""
+        if self._dry(result, None, FileOutcome(remote.name, status, why, header,  # type: ignore[arg-type]
+                                               seconds=time.monotonic() - t0)):
+            return
         with self.engine.begin() as conn:
             ledger.record(conn, **self._entry(remote, sha, header, status), error=why)
         source.finish(remote, self.cfg.source.on_success)
@@ -531,13 +554,15 @@ def run_once(
     trigger: str = "once",
     on_start: Callable[[Runner], None] | None = None,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> RunResult:
     """Apply every pending complete export once. Never raises for expected failures: see RunResult.
 
     The whole run holds the run lock (syncd.lock): a run that finds it taken ends with
     error=LockedError (exit code 8). Every run is recorded in syncd_runs with its trigger
     (once | cron | daemon). `on_start` gets the Runner before it starts (the daemon uses it to
-    cut a run that overstays its deadline).
+    cut a run that overstays its deadline). A `dry_run` writes nothing: each file is applied in a
+    transaction rolled back, the ledger and the journal get nothing, every file stays on the source.
     """
     own_engine = engine is None
     engine = engine or make_engine(cfg.database)
@@ -551,14 +576,15 @@ def run_once(
             try:
                 runner = Runner(
                     cfg, approve=approve, engine=engine, should_stop=should_stop, on_file=on_file, lock=run_lock,
-                    progress=progress,
+                    progress=progress, dry_run=dry_run,
                 )
                 if on_start is not None:
                     on_start(runner)
                 result = runner.run()
             finally:
                 run_lock.release()
-        record_run(engine, result, trigger)
+        if not dry_run:
+            record_run(engine, result, trigger)
         return result
     finally:
         if own_engine:
