@@ -54,7 +54,8 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the test FTP server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''!r}")
+            err = proc.stderr.read() if proc.stderr else b""
+            raise RuntimeError(f"the test FTP server exited with {proc.returncode}: {err!r}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.05)
