@@ -111,7 +111,7 @@ def test_a_cut_off_body_fails_and_is_fetched_again(server: HttpServer, tmp_path:
     server.chunked = chunked
     server.cut_after = 200_000
     src = source(server, tmp_path, certs)
-    with pytest.raises(SourceError, match="cut off.*nothing applied; will retry next run"):
+    with pytest.raises(SourceError, match=r"cut off.*nothing applied; will retry next run"):
         one_run(src, tmp_path / "got")
     assert not (tmp_path / "got").exists() and list(tmp_path.glob(".got.*")) == []
     server.cut_after = None
@@ -123,7 +123,7 @@ def test_a_5xx_fails_the_run(server: HttpServer, tmp_path: Path, certs: Certs) -
     with pytest.raises(SourceError, match="GET answered 500 Internal Server Error: the 1C side failed; nothing"):
         one_run(source(server, tmp_path, certs), tmp_path / "got")
     server.status = 404
-    with pytest.raises(SourceError, match="GET answered 404 Not Found; check source.url"):
+    with pytest.raises(SourceError, match=r"GET answered 404 Not Found; check source\.url"):
         one_run(source(server, tmp_path, certs), tmp_path / "got")
 
 
@@ -163,7 +163,7 @@ def test_config_keys_for_http() -> None:
     assert (cfg.source.type, cfg.source.auth, cfg.source.state_dir) == ("http", "bearer", Path("/tmp/x"))
     with pytest.raises(ConfigError, match="an http:// url sends the password and the exports in clear text"):
         config_mod.from_mapping({**base, "source": {"type": "http", "url": "http://1c.example/x"}})
-    with pytest.raises(ConfigError, match="source.pattern does not apply to type = \"http\""):
+    with pytest.raises(ConfigError, match=r"source\.pattern does not apply to type = \"http\""):
         config_mod.from_mapping({**base, "source": {"type": "http", "url": "https://h/x", "pattern": "*"}})
     with pytest.raises(ConfigError, match="auth = \"basic\" needs username and password_env"):
         config_mod.from_mapping({**base, "source": {"type": "http", "url": "https://h/x", "auth": "basic"}})
