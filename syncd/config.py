@@ -384,6 +384,9 @@ def _http_source(s: _Section, common: dict[str, Any]) -> SourceConfig:
     url = s.get("url", str, required=True) or ""
     if not re.match(r"^https?://[^/?#\s]+", url) or any(c.isspace() for c in url):
         raise ConfigError(f"source.url must be an http:// or https:// URL, got {url!r}")
+    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        raise ConfigError("source.url must not hold credentials (user:password@): use auth with username and "
+                          "password_env, so the password stays out of the file")
     auth = s.get("auth", str, "none")
     username = s.get("username", str, "") or ""
     password_env = s.get("password_env", str)

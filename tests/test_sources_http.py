@@ -165,6 +165,8 @@ def test_config_keys_for_http() -> None:
         config_mod.from_mapping({**base, "source": {"type": "http", "url": "http://1c.example/x"}})
     with pytest.raises(ConfigError, match=r"source\.pattern does not apply to type = \"http\""):
         config_mod.from_mapping({**base, "source": {"type": "http", "url": "https://h/x", "pattern": "*"}})
+    with pytest.raises(ConfigError, match="must not hold credentials"):
+        config_mod.from_mapping({**base, "source": {"type": "http", "url": "https://u:secret@h/x"}})
     with pytest.raises(ConfigError, match="auth = \"basic\" needs username and password_env"):
         config_mod.from_mapping({**base, "source": {"type": "http", "url": "https://h/x", "auth": "basic"}})
 
