@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from syncd.errors import ConfigError, SourceError
 from syncd.sources import open_source
 from syncd.sources.ftp import FtpSource
 from tests.exports import counterparty, guid, json_export, xml_export
+from tests.ops_helpers import syncd
 from tests.rig.ftpd import FtpServer, running_ftpd
 from tests.rig.tlscerts import Certs, make_certs
 from tests.site import make_site
@@ -268,3 +271,55 @@ def test_runs_over_ftps_apply_skip_duplicates_and_move_rejected(tmp_path: Path, 
         down = site.run()
         assert down.exit_code == 6 and "FTP server" in str(down.error)
         assert guid(3) not in site.balance()
+
+
+def test_run_once_over_implicit_ftps_as_a_user_runs_it(tmp_path: Path, certs: Certs, bitrix_db_url: str) -> None:
+    """`syncd run-once` as a process, with a config file like the README's: the output and exit codes."""
+    with running_ftpd(tmp_path / "ftp", "implicit", cert=certs.server) as srv:
+        cfg = tmp_path / "syncd.toml"
+        cfg.write_text(f'''
+[source]
+type = "ftp"
+host = "{srv.host}"
+port = {srv.port}
+username = "{srv.username}"
+password_env = "{ENV}"
+tls = "implicit"
+ca_file = "{certs.ca}"
+require_marker = true
+min_age = "0s"
+connect_timeout = "5s"
+io_timeout = "5s"
+
+[database]
+url = "{bitrix_db_url}"
+
+[state]
+dir = "{tmp_path / 'state'}"
+''', encoding="utf-8")
+        srv.put("settlements_20261125_100000.xml", xml_export([counterparty(1)]))
+        srv.put("settlements_20261125_110000.xml", xml_export([counterparty(2)], generated_at="2026-11-25T11:00:00"))
+        srv.put("settlements_20261125_100000.xml.done", "")
+        done = syncd("run-once", "--config", cfg, extra_env={ENV: srv.password})
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith("waiting    settlements_20261125_110000.xml")
+        assert "no settlements_20261125_110000.xml.done marker yet" in lines[0]
+        assert lines[1].startswith("applied    settlements_20261125_100000.xml")
+        assert sorted(p.name for p in (srv.root / "processed").iterdir()) == [
+            "settlements_20261125_100000.xml", "settlements_20261125_100000.xml.done"]
+        assert srv.password not in done.stdout + done.stderr
+
+        wrong = syncd("run-once", "--config", cfg, extra_env={ENV: "nope"})
+        assert wrong.returncode == 6
+        assert "login as 'onec' with the password from $SYNCD_TEST_FTP_PASSWORD refused" in wrong.stderr
+
+
+def test_the_readme_configs_for_ftp_and_http_load() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if 'type = "ftp"' in b or 'type = "http"' in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        data = tomllib.loads(block)
+        cfg = config_mod.from_mapping({**data, "database": {"url": "sqlite://"}})
+        assert cfg.source.type in ("ftp", "http")
