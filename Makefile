@@ -16,12 +16,12 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 # The suite starts its own MariaDB and sshd; it needs their binaries, not running services.
 system-deps:
-	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && command -v mariadb-install-db >/dev/null; then \
+	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && [ -x /usr/sbin/vsftpd ] && command -v mariadb-install-db >/dev/null; then \
 	  :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server openssh-server >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server openssh-server vsftpd >/dev/null; \
 	else \
-	  echo "missing system packages; run: sudo apt-get install mariadb-server openssh-server"; exit 1; \
+	  echo "missing system packages; run: sudo apt-get install mariadb-server openssh-server vsftpd"; exit 1; \
 	fi
 
 demo: $(STAMP)

@@ -23,7 +23,7 @@ from syncd.sources import open_source
 from syncd.sources.ftp import FtpSource
 from tests.exports import counterparty, guid, json_export, xml_export
 from tests.ops_helpers import syncd
-from tests.rig.ftpd import FtpServer, running_ftpd
+from tests.rig.ftpd import FtpServer, running_ftpd, running_vsftpd
 from tests.rig.tlscerts import Certs, make_certs
 from tests.site import make_site
 
@@ -140,6 +140,28 @@ def test_hostile_names_are_refused_and_left_alone(tmp_path: Path, certs: Certs) 
                 src.finish(dataclasses.replace(listing.ready[0], name="../settlements_ok.xml"),
                            FileAction("delete"))
         assert (srv.root / "settlements_a\\..\\x.xml").exists() and (srv.root / "settlements_ok.xml").exists()
+
+
+def test_vsftpd_requiring_tls_session_reuse(tmp_path: Path, certs: Certs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vsftpd (Debian's, require_ssl_reuse=YES, no MLSD): plain ftplib gets `522 session reuse required`
+    on every data connection; the source reuses the session: lists (NLST+SIZE+MDTM), reads, moves."""
+    with running_vsftpd(tmp_path, certs.server_cert, certs.server_key) as srv:
+        monkeypatch.setenv(ENV, srv.password)
+        data = b"v" * 300_000
+        srv.put("settlements_1.xml", data)
+        srv.put("settlements_1.xml.done", "")
+        srv.put("settlements_2.xml.part", "x")
+        srv.put("settlements_3.xml", "x", age=2)
+        with source(srv, certs, remote_dir="exports", require_marker=True) as src:
+            listing = src.list()
+            assert [f.name for f in listing.ready] == ["settlements_1.xml"]
+            assert [w.name for w in listing.waiting] == ["settlements_3.xml"]
+            [remote] = listing.ready
+            assert src.head(remote, 1000) == data[:1000]
+            assert src.fetch(remote, tmp_path / "got") == hashlib.sha256(data).hexdigest()
+            src.finish(remote, FileAction("move", "processed"))
+        assert sorted(p.name for p in (srv.root / "processed").iterdir()) == ["settlements_1.xml",
+                                                                             "settlements_1.xml.done"]
 
 
 # ---------------------------------------------------------------- TLS and logins

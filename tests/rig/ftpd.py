@@ -125,3 +125,49 @@ if __name__ == "__main__":
     parser.add_argument("--no-mlsd", dest="mlsd", action="store_false")
     parser.add_argument("--rate", type=int, default=0)
     _serve(parser.parse_args())
+
+
+VSFTPD = Path("/usr/sbin/vsftpd")
+
+
+@contextlib.contextmanager
+def running_vsftpd(workdir: Path, cert: Path, key: Path) -> Iterator[FtpServer]:
+    """Debian's vsftpd with explicit FTPS and its default `require_ssl_reuse=YES` (the server 1C sites
+    run most): anonymous login (password: any), exports in `<root>/exports`, which `root` points at.
+    Needs root (vsftpd drops to the `ftp` user) and `apt-get install vsftpd` (make system-deps)."""
+    import pwd
+
+    if not VSFTPD.exists() or os.geteuid() != 0:
+        raise RuntimeError("the vsftpd test needs root and /usr/sbin/vsftpd: apt-get install vsftpd "
+                           "(make system-deps)")
+    ftp_user = pwd.getpwnam("ftp")
+    top, empty = workdir / "vsftpd-root", workdir / "vsftpd-empty"
+    exports = top / "exports"
+    for d in (top, empty, exports):
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o755)
+    # Anonymous users write as `ftp`; vsftpd refuses a writable root.
+    os.chown(exports, ftp_user.pw_uid, ftp_user.pw_gid)
+    port = free_port()
+    low = free_port()
+    conf = workdir / "vsftpd.conf"
+    conf.write_text("\n".join([
+        "listen=YES", "listen_address=127.0.0.1", f"listen_port={port}", "background=NO",
+        "anonymous_enable=YES", "local_enable=NO", f"anon_root={top}", "write_enable=YES",
+        "anon_upload_enable=YES", "anon_mkdir_write_enable=YES", "anon_other_write_enable=YES", "anon_umask=022",
+        "ssl_enable=YES", "allow_anon_ssl=YES", "force_anon_logins_ssl=YES", "force_anon_data_ssl=YES",
+        f"rsa_cert_file={cert}", f"rsa_private_key_file={key}", "require_ssl_reuse=YES",
+        f"pasv_min_port={low}", f"pasv_max_port={low + 20}", f"secure_chroot_dir={empty}",
+        "seccomp_sandbox=NO", "xferlog_enable=NO", "",
+    ]))
+    proc = subprocess.Popen([str(VSFTPD), str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_listening(port, proc)
+        yield FtpServer("127.0.0.1", port, exports, "explicit", proc, username="anonymous",
+                        password="syncd@example.com")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
