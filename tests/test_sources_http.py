@@ -193,3 +193,12 @@ def test_runs_over_https_apply_once_and_fail_on_5xx(server: HttpServer, tmp_path
     assert guid(3) not in site.balance()
     server.cut_after = None
     assert site.run().exit_code == 0 and guid(3) in site.balance()
+
+
+def test_the_bearer_token_is_masked_in_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.plumbing import logs
+
+    monkeypatch.setenv(TOKEN_ENV, "t0ken-very-secret")
+    cfg = config_mod.from_mapping({"database": {"url": "sqlite://"}, "source": {
+        "type": "http", "url": "https://h/x", "auth": "bearer", "token_env": TOKEN_ENV}})
+    assert logs.mask("sent t0ken-very-secret", logs.config_secrets(cfg)) == "sent ***"
