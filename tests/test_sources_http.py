@@ -127,6 +127,16 @@ def test_a_5xx_fails_the_run(server: HttpServer, tmp_path: Path, certs: Certs) -
         one_run(source(server, tmp_path, certs), tmp_path / "got")
 
 
+def test_a_server_that_hangs_mid_body_hits_io_timeout(server: HttpServer, tmp_path: Path, certs: Certs) -> None:
+    server.body = b"q" * 400_000
+    server.stall = 4
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match="no answer within io_timeout=1s; will retry next run"):
+        one_run(source(server, tmp_path, certs, io_timeout=timedelta(seconds=1)), tmp_path / "got")
+    assert time.monotonic() - t0 < 3.5
+    assert not (tmp_path / "got").exists()
+
+
 def test_basic_and_bearer_auth_from_the_environment(server: HttpServer, tmp_path: Path, certs: Certs,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     server.basic = ("Обмен", "p4ss-Пароль")

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -32,6 +33,7 @@ class HttpServer:
     honour_conditional: bool = True  # False: a server that ignores If-None-Match
     cut_after: int | None = None  # send the full Content-Length but only this many bytes, then close
     chunked: bool = False
+    stall: float = 0.0  # seconds to wait after the first half of the body (a server that hangs)
     basic: tuple[str, str] | None = None
     bearer: str | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -106,6 +108,11 @@ def _handler(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if server.stall:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(server.stall)
+                    body = body[len(body) // 2:]
                 self.wfile.write(body if server.cut_after is None else body[: server.cut_after])
             if server.cut_after is not None:
                 self.wfile.flush()
