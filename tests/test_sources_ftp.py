@@ -114,6 +114,15 @@ def test_download_head_and_move_with_the_marker(server: FtpServer, certs: Certs,
     assert not (server.root / "settlements_1.xml").exists()
 
 
+def test_active_mode(tmp_path: Path, certs: Certs) -> None:
+    with running_ftpd(tmp_path / "ftp", "explicit", cert=certs.server) as srv:
+        srv.put("settlements_1.xml", "active")
+        with source(srv, certs, passive=False) as src:
+            [remote] = src.list().ready
+            src.fetch(remote, tmp_path / "got")
+    assert (tmp_path / "got").read_text() == "active"
+
+
 def test_delete_and_keep(server: FtpServer, certs: Certs) -> None:
     server.put("settlements_1.xml", "a")
     server.put("settlements_1.xml.done", "")

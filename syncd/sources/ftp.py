@@ -285,7 +285,13 @@ class FtpSource:
                     raise
                 self._mlsd = False  # vsftpd: 500 Unknown command
         entries = []
-        for name in self._retr_lines("NLST"):
+        try:
+            names = self._retr_lines("NLST")
+        except (ftplib.error_temp, ftplib.error_perm) as exc:
+            if not str(exc).startswith(("450", "550")):  # some servers' "No files found" for an empty folder
+                raise
+            names = []
+        for name in names:
             name = name.rsplit("/", 1)[-1] if name.startswith("./") else name
             if not is_candidate_name(name) or not self._askable(name):
                 entries.append(Entry(name, 0, 0.0))  # a marker, a temp name: only its presence counts

@@ -247,8 +247,7 @@ class HttpSource:
         response = self._body(file)
         expected = _length(response)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        budget = self.cfg.io_timeout.total_seconds() + (expected or 0) / MIN_RATE
-        deadline = time.monotonic() + budget
+        started, base = time.monotonic(), self.cfg.io_timeout.total_seconds()
         what = f"downloading {file.name} to {dest}"
         try:
             with self._step(what), download_file(tmp) as out:
@@ -264,7 +263,10 @@ class HttpSource:
                     done += len(data)
                     if progress is not None:
                         progress(done, expected or done)
-                    if time.monotonic() > deadline and expected is not None:
+                    # Slower on average than MIN_RATE (with or without a Content-Length): a trickle is cut.
+                    budget = base + max(expected or 0, done) / MIN_RATE
+                    if time.monotonic() - started > budget:
+                        self.close()
                         raise SourceError(f"{self.describe()}: {what}: not finished within {format_seconds(budget)} "
                                           f"(io_timeout + {MIN_RATE // 1024} KiB/s); will retry next run")
                     data = b""
