@@ -26,10 +26,11 @@ $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
 	@touch $(DEMO_STAMP)
 
 # The suite starts its own MariaDB and sshd; it needs their binaries, not running services. The Bitrix
-# module's tests (tests/test_bitrix_module.py) need php-cli + php-mysql (mysqli), PHPUnit and Chromium.
-APT_PACKAGES := mariadb-server openssh-server php-cli php-mysql phpunit chromium
+# module's tests (tests/test_bitrix_module.py) need php-cli + php-mysql (mysqli), PHPUnit and Chromium;
+# the FTP source's tests, vsftpd.
+APT_PACKAGES := mariadb-server openssh-server vsftpd php-cli php-mysql phpunit chromium
 system-deps:
-	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && command -v mariadb-install-db >/dev/null \
+	@if [ -x /usr/sbin/mariadbd ] && [ -x /usr/sbin/sshd ] && [ -x /usr/sbin/vsftpd ] && command -v mariadb-install-db >/dev/null \
 	    && command -v php >/dev/null && php -r 'exit(extension_loaded("mysqli") ? 0 : 1);' \
 	    && command -v phpunit >/dev/null && command -v chromium >/dev/null; then \
 	  :; \

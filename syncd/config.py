@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -22,7 +22,9 @@ from syncd.errors import ConfigError
 ENV_CONFIG = "SYNCD_CONFIG"
 
 OnMissing = Literal["zero", "delete", "keep"]
-SourceType = Literal["sftp", "local"]
+SourceType = Literal["sftp", "local", "ftp", "http"]
+TlsMode = Literal["explicit", "implicit", "none"]
+HttpAuth = Literal["none", "basic", "bearer"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,22 @@ class SourceConfig:
     connect_timeout: timedelta = timedelta(seconds=30)
     io_timeout: timedelta = timedelta(seconds=60)
     apply_while_downloading: bool = False
+    # ftp and http: TLS. Verified against the system CAs, or ca_file, or pinned to tls_fingerprint.
+    tls: TlsMode = "explicit"
+    allow_plaintext: bool = False
+    ca_file: Path | None = None
+    tls_fingerprint: str | None = None  # sha256 of the server certificate (DER), lower-case hex
+    passive: bool = True  # ftp
+    url: str = ""  # http
+    auth: HttpAuth = "none"  # http
+    token_env: str | None = None  # http bearer
+    state_dir: Path | None = None  # http: where the last export's ETag is kept ([state] dir)
 
     def password(self) -> str | None:
         return os.environ.get(self.password_env) if self.password_env else None
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) if self.token_env else None
 
 
 @dataclass(frozen=True)
@@ -280,14 +295,15 @@ def _source(s: _Section) -> SourceConfig:
         assert path is not None
         s.finish()
         return SourceConfig(type="local", path=Path(path), **common)
-    if kind != "sftp":
-        raise ConfigError(f"source.type must be \"sftp\" or \"local\", got {kind!r}")
+    if kind == "http":
+        return _http_source(s, common)
+    if kind not in ("sftp", "ftp"):
+        raise ConfigError(f"source.type must be \"sftp\", \"ftp\", \"http\" or \"local\", got {kind!r}")
     host = s.get("host", str, required=True)
     username = s.get("username", str, required=True)
-    port = s.get("port", int, 22)
-    assert port is not None
-    if not 0 < port < 65536:
-        raise ConfigError(f"source.port must be 1..65535, got {port}")
+    if kind == "ftp":
+        return _ftp_source(s, common, host or "", username or "")
+    port = _port(s, 22)
     key = _readable_file(s, "private_key")
     password_env = s.get("password_env", str)
     if key is None and password_env is None:
@@ -308,6 +324,83 @@ def _source(s: _Section) -> SourceConfig:
         remote_dir=remote_dir or ".",
         **common,
     )
+
+
+def _port(s: _Section, default: int) -> int:
+    port = s.get("port", int, default)
+    assert port is not None
+    if not 0 < port < 65536:
+        raise ConfigError(f"source.port must be 1..65535, got {port}")
+    return port
+
+
+def parse_fingerprint(text: str) -> str:
+    """`SHA256:AB:CD:…`, `ab cd …` or 64 hex digits → 64 lower-case hex digits."""
+    digits = re.sub(r"[\s:]", "", text.removeprefix("SHA256:").removeprefix("sha256:")).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digits):
+        raise ValueError(f"{text!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed: "
+                         "openssl x509 -noout -fingerprint -sha256 -in server.crt)")
+    return digits
+
+
+def _tls_keys(s: _Section, plaintext: bool) -> dict[str, Any]:
+    """ca_file, tls_fingerprint and allow_plaintext; `plaintext`: the connection would be clear text."""
+    allow = s.get("allow_plaintext", bool, False)
+    if plaintext and not allow:
+        what = 'tls = "none"' if s.data.get("type") == "ftp" else "an http:// url"
+        raise ConfigError(f"source: {what} sends "
+                          "the password and the exports in clear text; use TLS, or set allow_plaintext = true "
+                          "on a network you trust")
+    ca_file = _readable_file(s, "ca_file")
+    pin = s.parsed("tls_fingerprint", parse_fingerprint, None)
+    if plaintext and (ca_file or pin):
+        raise ConfigError("source: ca_file and tls_fingerprint need TLS, and this source has none")
+    return dict(allow_plaintext=bool(allow), ca_file=ca_file, tls_fingerprint=pin)
+
+
+def _ftp_source(s: _Section, common: dict[str, Any], host: str, username: str) -> SourceConfig:
+    tls = s.get("tls", str, "explicit")
+    if tls not in ("explicit", "implicit", "none"):
+        raise ConfigError(f"source.tls must be explicit, implicit or none, got {tls!r}")
+    port = _port(s, 990 if tls == "implicit" else 21)
+    password_env = s.get("password_env", str, required=True)
+    tls_keys = _tls_keys(s, tls == "none")
+    passive = s.get("passive", bool, True)
+    remote_dir = s.get("remote_dir", str, ".")
+    s.finish()
+    return SourceConfig(type="ftp", host=host, port=port, username=username, password_env=password_env,
+                        remote_dir=remote_dir or ".", tls=tls, passive=bool(passive),  # type: ignore[arg-type]
+                        **tls_keys, **common)
+
+
+_NOT_FOR_HTTP = ("pattern", "min_age", "require_marker", "on_success", "on_failure", "apply_while_downloading")
+
+
+def _http_source(s: _Section, common: dict[str, Any]) -> SourceConfig:
+    for key in _NOT_FOR_HTTP:
+        if key in s.data:
+            raise ConfigError(f"source.{key} does not apply to type = \"http\" (one export at one URL; an "
+                              "unchanged one is recognised by its ETag)")
+    url = s.get("url", str, required=True) or ""
+    if not re.match(r"^https?://[^/?#\s]+", url) or any(c.isspace() for c in url):
+        raise ConfigError(f"source.url must be an http:// or https:// URL, got {url!r}")
+    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        raise ConfigError("source.url must not hold credentials (user:password@): use auth with username and "
+                          "password_env, so the password stays out of the file")
+    auth = s.get("auth", str, "none")
+    username = s.get("username", str, "") or ""
+    password_env = s.get("password_env", str)
+    token_env = s.get("token_env", str)
+    if auth == "basic" and (not username or not password_env):
+        raise ConfigError("source.auth = \"basic\" needs username and password_env")
+    if auth == "bearer" and not token_env:
+        raise ConfigError("source.auth = \"bearer\" needs token_env (the NAME of a variable holding the token)")
+    if auth not in ("none", "basic", "bearer"):
+        raise ConfigError(f"source.auth must be none, basic or bearer, got {auth!r}")
+    tls_keys = _tls_keys(s, url.startswith("http://"))
+    s.finish()
+    return SourceConfig(type="http", url=url, auth=auth, username=username,  # type: ignore[arg-type]
+                        password_env=password_env, token_env=token_env, **tls_keys, **common)
 
 
 def _database(s: _Section) -> DatabaseConfig:
@@ -408,11 +501,13 @@ def from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Config:
     for required in ("source", "database"):
         if required not in data:
             raise ConfigError(f"[{required}] section is required")
+    state = _state(_Section("state", data.get("state", {})))
+    source = replace(_source(_Section("source", data["source"])), state_dir=state.dir)
     return Config(
-        source=_source(_Section("source", data["source"])),
+        source=source,
         database=_database(_Section("database", data["database"])),
         bitrix=_bitrix(_Section("bitrix", data.get("bitrix", {}))),
-        state=_state(_Section("state", data.get("state", {}))),
+        state=state,
         schedule=_schedule(_Section("schedule", data.get("schedule", {}))),
         metrics=_metrics(_Section("metrics", data.get("metrics", {}))),
         path=path,

@@ -42,7 +42,7 @@ class StateError(ConfigError):
 
 
 class SourceError(SyncdError):
-    """The export source (SFTP server or folder) cannot be reached or read."""
+    """The export source (SFTP, FTP or HTTP server, or folder) cannot be reached or read."""
 
 
 class DatabaseError(SyncdError):

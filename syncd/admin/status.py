@@ -171,7 +171,9 @@ def collect(cfg: Config, *, engine: Engine | None = None, list_source: bool = Tr
             report.waiting += [SourceFile(w.name, w.reason) for w in listing.waiting]
             report.waiting += [SourceFile(repr(r.name), r.reason) for r in listing.refused]
     if not report.source:
-        report.source = str(cfg.source.path) if cfg.source.type == "local" else f"sftp://{cfg.source.host}"
+        kind = cfg.source.type
+        report.source = (str(cfg.source.path) if kind == "local" else cfg.source.url if kind == "http"
+                         else f"{kind}://{cfg.source.host}")
     return report
 
 

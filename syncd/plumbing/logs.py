@@ -114,7 +114,7 @@ def config_secrets(cfg: Config | None) -> list[str]:
     """The secret values this configuration can lead to: the password variables' values, a URL password."""
     if cfg is None:
         return []
-    found: list[str | None] = [cfg.database.password(), cfg.source.password()]
+    found: list[str | None] = [cfg.database.password(), cfg.source.password(), cfg.source.token()]
     with contextlib.suppress(ArgumentError):
         found.append(make_url(cfg.database.url).password)
     return [s for s in found if s]
