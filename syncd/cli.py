@@ -42,20 +42,30 @@ def fail(exc: BaseException) -> NoReturn:
     sys.exit(exit_code_for(exc))
 
 
+CONFIG_HELP = f"Configuration file (TOML). Default: ${config_mod.ENV_CONFIG}. Before or after the command."
+
+
 def config_option(f: F) -> F:
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        envvar=config_mod.ENV_CONFIG,
-        metavar="PATH",
-        help=f"Configuration file (TOML). Default: ${config_mod.ENV_CONFIG}.",
-    )(f)
+    """`-c/--config` after the command: the same option as the group's (`syncd -c PATH status`).
+
+    No envvar here: $SYNCD_CONFIG is the group's default, so a path given before the command is not
+    overridden by the environment after it."""
+    return click.option("--config", "-c", "config_path", metavar="PATH", help=CONFIG_HELP)(f)
+
+
+def config_path_of(path: str | None) -> str | None:
+    """The path after the command, else the one before it (or $SYNCD_CONFIG, the group's default)."""
+    if path:
+        return path
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    found = root.params.get("config_path") if root is not None else None
+    return str(found) if found else None
 
 
 def load_config(path: str | None) -> Config:
     try:
-        return config_mod.load(path)
+        return config_mod.load(config_path_of(path))
     except ConfigError as exc:
         fail(exc)
 
@@ -81,14 +91,26 @@ def errors_to_exit(f: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syncd")
+@click.option("--config", "-c", "config_path", envvar=config_mod.ENV_CONFIG, metavar="PATH", help=CONFIG_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
-def cli(verbose: bool) -> None:
+def cli(config_path: str | None, verbose: bool) -> None:
     """Apply 1C settlements exports to Bitrix HL-blocks.
+
+    \b
+    Examples:
+      syncd -c /etc/syncd/shop1.toml migrate
+      syncd run-once -c /etc/syncd/shop1.toml
+      SYNCD_CONFIG=/etc/syncd/shop1.toml syncd status
 
     \b
     Exit codes: 0 OK; 1 internal error; 2 usage; 3 bad configuration;
     4 a file was rejected; 5 a file was held by the guard; 6 source unreachable;
     7 database unreachable or not migrated; 8 another run holds the lock.
+
+    \b
+    Shell completion (bash, zsh, fish), e.g. in ~/.bashrc:
+      eval "$(_SYNCD_COMPLETE=bash_source syncd)"
+    (zsh: zsh_source in ~/.zshrc; fish: _SYNCD_COMPLETE=fish_source syncd | source)
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -167,6 +189,12 @@ def run_once_cmd(
 
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
     Exits 8 when another run (daemon, cron, another host) holds the lock.
+
+    \b
+    Examples:
+      syncd run-once -c /etc/syncd/shop1.toml
+      syncd run-once -c /etc/syncd/shop1.toml --approve 7f3c9a2e-…   (a held export, once checked)
+      syncd run-once --if-stale 90m --quiet           (cron: only when the daemon is dead)
     """
     from syncd.admin.status import succeeded_within
     from syncd.daemon import run_once_stoppable
@@ -223,6 +251,11 @@ def daemon_cmd(config_path: str | None, log_format: str) -> None:
 
     SIGTERM/SIGINT finish the current file and exit 0; SIGHUP re-reads the configuration (a bad one
     is refused, the running one kept). Under systemd use Type=notify (READY, STATUS, WATCHDOG).
+
+    \b
+    Examples:
+      syncd daemon -c /etc/syncd/shop1.toml
+      syncd daemon -c /etc/syncd/shop1.toml --log-format json
     """
     from syncd.daemon import run_daemon
 
@@ -241,6 +274,11 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
     files on the source, held and rejected files with reasons, counterparties without a site user.
 
     Exits 7 when the database is unreachable, 6 when the source is (after printing what it could).
+
+    \b
+    Examples:
+      syncd status -c /etc/syncd/shop1.toml
+      syncd status -c /etc/syncd/shop1.toml --json | jq .data_as_of
     """
     import json
 
@@ -268,12 +306,18 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
 def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
-    or held), 3 UNKNOWN (bad configuration or arguments)."""
+    or held), 3 UNKNOWN (bad configuration or arguments).
+
+    \b
+    Examples:
+      syncd check -c /etc/syncd/shop1.toml --max-age 2h
+      syncd check -c /etc/syncd/shop1.toml --max-age 3h --max-wait 90m
+    """
     from syncd.admin.status import UNKNOWN, check, collect
     from syncd.plumbing import logs
 
     try:
-        cfg = config_mod.load(config_path)
+        cfg = config_mod.load(config_path_of(config_path))
         age = config_mod.parse_duration(max_age).total_seconds()
         wait = config_mod.parse_duration(max_wait).total_seconds()
         logs.setup(level=logging.ERROR, cfg=cfg)
@@ -295,6 +339,11 @@ def migrate_cmd(config_path: str | None) -> None:
 
     Existing blocks are adopted: missing fields and indexes are added, nothing is dropped or changed.
     Fields or columns of the wrong type are reported and left alone (exit code 7).
+
+    \b
+    Examples:
+      syncd migrate -c /etc/syncd/shop1.toml
+      syncd -c /etc/syncd/shop1.toml migrate
     """
     from syncd.admin.setup import migrate_database
 
@@ -371,6 +420,11 @@ def links_group() -> None:
     \b
     Strategies are set in bitrix.link_by (README "Linking counterparties to users").
     Wrong input (no such user, inactive user, malformed GUID or INN) exits 2 and changes nothing.
+
+    \b
+    Examples:
+      syncd links unmatched -c /etc/syncd/shop1.toml --limit 20
+      syncd links add -c /etc/syncd/shop1.toml 7707083893 buyer@example.com -m "per the sales team"
     """
 
 
@@ -389,6 +443,11 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
     """Link a counterparty GUID (or every counterparty with an INN) to USER: an ID, login or e-mail.
 
     The link is used by the "manual" strategy and is applied to all three blocks at once.
+
+    \b
+    Examples:
+      syncd links add -c /etc/syncd/shop1.toml 7707083893 buyer@example.com
+      syncd links add -c /etc/syncd/shop1.toml 2f1e…-guid 42 --replace -m "new account"
     """
     from syncd.admin.links import add_link, open_engine
 
@@ -406,7 +465,13 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
 @errors_to_exit
 @_link_input
 def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: bool, as_json: bool) -> None:
-    """Remove the manual link of a GUID or INN; other strategies decide again."""
+    """Remove the manual link of a GUID or INN; other strategies decide again.
+
+    \b
+    Examples:
+      syncd links remove -c /etc/syncd/shop1.toml 7707083893
+      syncd links remove -c /etc/syncd/shop1.toml 7707083893 --no-refresh
+    """
     from syncd.admin.links import open_engine, remove_link
 
     cfg = load_config(config_path)
@@ -420,7 +485,13 @@ def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: boo
 @JSON_OPTION
 @errors_to_exit
 def links_list_cmd(config_path: str | None, as_json: bool) -> None:
-    """Every manual link, its user's state and the counterparties it covers."""
+    """Every manual link, its user's state and the counterparties it covers.
+
+    \b
+    Examples:
+      syncd links list -c /etc/syncd/shop1.toml
+      syncd links list -c /etc/syncd/shop1.toml --json
+    """
     from syncd.admin.links import list_links, open_engine
 
     cfg = load_config(config_path)
@@ -440,7 +511,13 @@ def links_list_cmd(config_path: str | None, as_json: bool) -> None:
 @JSON_OPTION
 @errors_to_exit
 def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: bool) -> None:
-    """Counterparties that owe something and have no user, largest debt first."""
+    """Counterparties that owe something and have no user, largest debt first.
+
+    \b
+    Examples:
+      syncd links unmatched -c /etc/syncd/shop1.toml --limit 20
+      syncd links unmatched -c /etc/syncd/shop1.toml --json
+    """
     from syncd.admin.links import open_engine, unmatched
 
     cfg = load_config(config_path)
@@ -464,6 +541,11 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
 
     The lowest user ID of the first strategy that found someone is stored; a manual link
     (`syncd links add`) settles a conflict.
+
+    \b
+    Examples:
+      syncd links conflicts -c /etc/syncd/shop1.toml
+      syncd links conflicts -c /etc/syncd/shop1.toml --json
     """
     from syncd.admin.links import conflicts, open_engine
 
@@ -483,7 +565,13 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
 @JSON_OPTION
 @errors_to_exit
 def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
-    """Recompute the user of every row in the three blocks now (runs do it too)."""
+    """Recompute the user of every row in the three blocks now (runs do it too).
+
+    \b
+    Examples:
+      syncd links refresh -c /etc/syncd/shop1.toml
+      syncd links refresh -c /etc/syncd/shop1.toml --json
+    """
     from syncd.admin.links import open_engine, refresh_links
 
     cfg = load_config(config_path)
@@ -533,6 +621,11 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     \b
     Exit codes: 0 every file is a valid export; 4 at least one file has problems
     (syncd would reject it, as run-once's 4); 2 usage error.
+
+    \b
+    Examples:
+      syncd validate /path/to/settlements_20261125_100000.xml
+      syncd validate --timezone Asia/Yekaterinburg --limit max_counterparty_size=32MiB exports/*.json.gz
     """
     from syncd.admin.validate import check_file, format_report
 

@@ -17,9 +17,15 @@ def database_url(cfg: DatabaseConfig) -> URL:
         url = make_url(cfg.url)
     except ArgumentError:
         raise ConfigError("database.url is not a valid URL (expected mysql+pymysql://user@host:3306/dbname)") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ConfigError("database.url: the port is not a number (expected mysql+pymysql://user@host:3306/dbname)"
+                          ) from None
     if url.drivername in ("mysql", "mariadb", "mariadb+pymysql"):
         url = url.set(drivername="mysql+pymysql")
     password = cfg.password()
+    if cfg.password_env and not password:
+        raise ConfigError(f"database.password_env names ${cfg.password_env}, but that variable is not set or "
+                          "empty in syncd's environment (the service reads it from /etc/syncd/<site>.env)")
     if password is not None:
         url = url.set(password=password)
     if url.drivername == "mysql+pymysql" and "charset" not in url.query:
@@ -33,6 +39,7 @@ def make_engine(cfg: DatabaseConfig, *, connect_timeout: int = 15) -> Engine:
     if url.drivername == "mysql+pymysql":
         args = {"connect_timeout": connect_timeout, "read_timeout": 600, "write_timeout": 600, "local_infile": False}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)
+    _name_password_source(engine, cfg, has_password=url.password is not None)
     if url.get_backend_name() == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -45,6 +52,26 @@ def make_engine(cfg: DatabaseConfig, *, connect_timeout: int = 15) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+ACCESS_DENIED = 1045
+
+
+def _name_password_source(engine: Engine, cfg: DatabaseConfig, *, has_password: bool) -> None:
+    """MySQL's access-denied says whether a password was sent, not where it came from: add that."""
+    if cfg.password_env:
+        where = f"the password is the value of ${cfg.password_env} (database.password_env)"
+    elif has_password:
+        where = "the password is the one in database.url"
+    else:
+        where = "no password was given: set database.password_env to the variable that holds it"
+
+    @event.listens_for(engine, "handle_error")
+    def _access_denied(context):  # type: ignore[no-untyped-def]
+        orig = context.original_exception
+        args = getattr(orig, "args", None)
+        if args and len(args) > 1 and args[0] == ACCESS_DENIED and where not in str(args[1]):
+            orig.args = (args[0], f"{args[1]}; {where}", *args[2:])
 
 
 def safe_url(engine: Engine) -> str:

@@ -33,7 +33,8 @@ MASK = "***"
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<secret>[^\s@/]+)(?P<tail>@)")
 _PAIR = re.compile(
     r"(?P<head>\b(?:password|passwd|pwd|secret|passphrase|token|api[_-]?key)\b[\"']?\s*[=:]\s*[\"']?)"
-    r"(?P<secret>[^\s\"'&;,}]+)",
+    # MySQL's own "(using password: YES)" / "NO)" says whether one was sent: it is no secret, keep it whole.
+    r"(?P<secret>(?!(?:YES|NO)\))[^\s\"'&;,}]+)",
     re.IGNORECASE,
 )
 
