@@ -36,9 +36,18 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+def error_out(exc: BaseException) -> None:
+    """The failure's one line on stderr: `syncd: error: …`, or JSON under `--log-format json`."""
+    from syncd.plumbing.logs import error_line
+
+    ctx = click.get_current_context(silent=True)
+    json_format = ctx is not None and ctx.params.get("log_format") == "json"
+    click.echo(error_line(str(exc), "json" if json_format else "text"), err=True)
+
+
 def fail(exc: BaseException) -> NoReturn:
     """One line on stderr and the documented exit code; never a traceback for a known error."""
-    click.echo(f"syncd: error: {exc}", err=True)
+    error_out(exc)
     sys.exit(exit_code_for(exc))
 
 
@@ -119,12 +128,13 @@ def cli(config_path: str | None, verbose: bool) -> None:
     )
 
 
-def _describe(outcome: FileOutcome) -> str:
+def _describe(outcome: FileOutcome, zone: tzinfo) -> str:
+    from syncd.plumbing.logs import show_time
     from syncd.run import format_counts
 
     head = f"{outcome.status:<10} {outcome.name}"
     if outcome.header is not None:
-        head += f"  [{outcome.header.mode}, as of {outcome.header.generated_at:%Y-%m-%d %H:%M:%S}]"
+        head += f"  [{outcome.header.mode}, as of {show_time(outcome.header.generated_at, zone)}]"
     if outcome.counts is not None:
         head += f"  {format_counts(outcome.counts)}"
     if outcome.message:
@@ -137,10 +147,7 @@ def _describe(outcome: FileOutcome) -> str:
 def summary_line(result: RunResult) -> str:
     parts = [f"{result.count(s)} {s}" for s in ("applied", "duplicate", "superseded", "held", "rejected", "waiting")]
     took = (result.finished - result.started).total_seconds() if result.finished else 0.0
-    text = "summary: " + ", ".join(parts) + f" in {took:.1f}s"
-    if result.error is not None:
-        text += f"; run failed: {result.error}"
-    return text
+    return "summary: " + ", ".join(parts) + f" in {took:.1f}s"  # a failure is on stderr, once
 
 
 def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -210,13 +217,19 @@ def run_once_cmd(
 
     def show(outcome: FileOutcome) -> None:
         if not quiet or outcome.status in ("held", "rejected"):
-            click.echo(_describe(outcome))
+            click.echo(_describe(outcome, cfg.bitrix.timezone))
 
     from syncd.plumbing.db import make_engine
 
     engine = make_engine(cfg.database)
     try:
+        from syncd.admin.status import unknown_approvals
         from syncd.plumbing.progress import TerminalProgress
+
+        wrong = unknown_approvals(engine, approve) if approve else None
+        if wrong is not None:
+            click.echo(f"syncd: error: {wrong}", err=True)
+            sys.exit(EXIT_USAGE)
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
@@ -235,7 +248,7 @@ def run_once_cmd(
         sys.exit(EXIT_LOCKED)  # cron mails any output; the other run is doing the work
     for error in (result.error, metrics_error):
         if error is not None:
-            click.echo(f"syncd: error: {error}", err=True)
+            error_out(error)
     code = result.exit_code or (EXIT_CONFIG if metrics_error else 0)
     if not quiet or code != 0:
         click.echo(summary_line(result))
