@@ -28,6 +28,7 @@ def database_url(cfg: DatabaseConfig) -> URL:
                           "empty in syncd's environment (the service reads it from /etc/syncd/<site>.env)")
     if password is not None:
         url = url.set(password=password)
+    _note_password_source(cfg, has_password=url.password is not None)
     if url.drivername == "mysql+pymysql" and "charset" not in url.query:
         url = url.update_query_dict({"charset": "utf8mb4"})
     return url
@@ -39,7 +40,6 @@ def make_engine(cfg: DatabaseConfig, *, connect_timeout: int = 15) -> Engine:
     if url.drivername == "mysql+pymysql":
         args = {"connect_timeout": connect_timeout, "read_timeout": 600, "write_timeout": 600, "local_infile": False}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)
-    _name_password_source(engine, cfg, has_password=url.password is not None)
     if url.get_backend_name() == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -56,22 +56,19 @@ def make_engine(cfg: DatabaseConfig, *, connect_timeout: int = 15) -> Engine:
 
 ACCESS_DENIED = 1045
 
+# Where the password of the configured database comes from, for MySQL's access-denied (which says only
+# whether one was sent). Set by database_url(): one process, one configuration (a reload sets it again).
+_password_source: dict[str, str] = {}
 
-def _name_password_source(engine: Engine, cfg: DatabaseConfig, *, has_password: bool) -> None:
-    """MySQL's access-denied says whether a password was sent, not where it came from: add that."""
+
+def _note_password_source(cfg: DatabaseConfig, *, has_password: bool) -> None:
     if cfg.password_env:
         where = f"the password is the value of ${cfg.password_env} (database.password_env)"
     elif has_password:
         where = "the password is the one in database.url"
     else:
         where = "no password was given: set database.password_env to the variable that holds it"
-
-    @event.listens_for(engine, "handle_error")
-    def _access_denied(context):  # type: ignore[no-untyped-def]
-        orig = context.original_exception
-        args = getattr(orig, "args", None)
-        if args and len(args) > 1 and args[0] == ACCESS_DENIED and where not in str(args[1]):
-            orig.args = (args[0], f"{args[1]}; {where}", *args[2:])
+    _password_source["where"] = where
 
 
 def safe_url(engine: Engine) -> str:
@@ -84,6 +81,8 @@ def db_reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     if orig is not None and getattr(orig, "args", None):
         args = orig.args
+        if len(args) > 1 and args[0] == ACCESS_DENIED and "where" in _password_source:
+            return f"{args[0]} {args[1]}; {_password_source['where']}"
         return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
     return exc.__class__.__name__
 
