@@ -52,24 +52,24 @@ def fail(exc: BaseException) -> NoReturn:
 
 
 CONFIG_HELP = f"Configuration file (TOML). Default: ${config_mod.ENV_CONFIG}. Before or after the command."
+C = "-c /etc/syncd/shop1.toml"  # the examples' config
 
 
 def config_option(f: F) -> F:
-    """`-c/--config` after the command: the same option as the group's (`syncd -c PATH status`).
-
-    No envvar here: $SYNCD_CONFIG is the group's default, so a path given before the command is not
-    overridden by the environment after it."""
+    """`-c/--config` after the command; no envvar: $SYNCD_CONFIG is the group's default, never overriding `-c`."""
     return click.option("--config", "-c", "config_path", metavar="PATH", help=CONFIG_HELP)(f)
 
 
 def config_path_of(path: str | None) -> str | None:
     """The path after the command, else the one before it (or $SYNCD_CONFIG, the group's default)."""
-    if path:
-        return path
-    ctx = click.get_current_context(silent=True)
-    root = ctx.find_root() if ctx is not None else None
-    found = root.params.get("config_path") if root is not None else None
+    found = path or click.get_current_context().find_root().params.get("config_path")
     return str(found) if found else None
+
+
+def examples(*typed: str) -> Callable[[F], F]:
+    """Real commands at the end of a command's --help (the innermost decorator: click reads the doc after it)."""
+    text = "\n\n    \b\n    Examples:\n" + "".join(f"      {t}\n" for t in typed)
+    return lambda f: setattr(f, "__doc__", (f.__doc__ or "").rstrip() + text) or f  # type: ignore[func-returns-value]
 
 
 def load_config(path: str | None) -> Config:
@@ -188,6 +188,8 @@ LOG_FORMAT = click.option(
               help="Write Prometheus metrics for node_exporter's textfile collector (atomically).")
 @LOG_FORMAT
 @errors_to_exit
+@examples(f"syncd run-once {C}", f"syncd run-once {C} --approve 2b0c4f5e-9a41-11ef-8c3e-00155d003f0a",
+          f"syncd run-once {C} --if-stale 90m --quiet")
 def run_once_cmd(
     config_path: str | None, approve: tuple[str, ...], quiet: bool, if_stale: float | None,
     metrics_file: Path | None, log_format: str,
@@ -196,12 +198,6 @@ def run_once_cmd(
 
     Prints one line per file (applied, duplicate, superseded, held, rejected, waiting) and a summary.
     Exits 8 when another run (daemon, cron, another host) holds the lock.
-
-    \b
-    Examples:
-      syncd run-once -c /etc/syncd/shop1.toml
-      syncd run-once -c /etc/syncd/shop1.toml --approve 7f3c9a2e-…   (a held export, once checked)
-      syncd run-once --if-stale 90m --quiet           (cron: only when the daemon is dead)
     """
     from syncd.admin.status import succeeded_within
     from syncd.daemon import run_once_stoppable
@@ -226,8 +222,7 @@ def run_once_cmd(
         from syncd.admin.status import unknown_approvals
         from syncd.plumbing.progress import TerminalProgress
 
-        wrong = unknown_approvals(engine, approve) if approve else None
-        if wrong is not None:
+        if approve and (wrong := unknown_approvals(engine, approve)) is not None:
             click.echo(f"syncd: error: {wrong}", err=True)
             sys.exit(EXIT_USAGE)
 
@@ -259,16 +254,12 @@ def run_once_cmd(
 @config_option
 @LOG_FORMAT
 @errors_to_exit
+@examples(f"syncd daemon {C}", f"syncd daemon {C} --log-format json")
 def daemon_cmd(config_path: str | None, log_format: str) -> None:
     """Run syncd in the foreground on its [schedule] (a first run at start).
 
     SIGTERM/SIGINT finish the current file and exit 0; SIGHUP re-reads the configuration (a bad one
     is refused, the running one kept). Under systemd use Type=notify (READY, STATUS, WATCHDOG).
-
-    \b
-    Examples:
-      syncd daemon -c /etc/syncd/shop1.toml
-      syncd daemon -c /etc/syncd/shop1.toml --log-format json
     """
     from syncd.daemon import run_daemon
 
@@ -282,16 +273,12 @@ def daemon_cmd(config_path: str | None, log_format: str) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of the table.")
 @errors_to_exit
+@examples(f"syncd status {C}", f"syncd status {C} --json | jq .data_as_of")
 def status_cmd(config_path: str | None, as_json: bool) -> None:
     """What syncd did and what is waiting: recent runs, the last applied export and the data's age,
     files on the source, held and rejected files with reasons, counterparties without a site user.
 
     Exits 7 when the database is unreachable, 6 when the source is (after printing what it could).
-
-    \b
-    Examples:
-      syncd status -c /etc/syncd/shop1.toml
-      syncd status -c /etc/syncd/shop1.toml --json | jq .data_as_of
     """
     import json
 
@@ -316,15 +303,11 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
               help="CRITICAL when no export was applied within this time.")
 @click.option("--max-wait", default="1h", show_default=True, metavar="DURATION",
               help="WARNING when a complete file has waited on the source longer than this.")
+@examples(f"syncd check {C} --max-age 2h", f"syncd check {C} --max-age 3h --max-wait 90m")
 def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
     or held), 3 UNKNOWN (bad configuration or arguments).
-
-    \b
-    Examples:
-      syncd check -c /etc/syncd/shop1.toml --max-age 2h
-      syncd check -c /etc/syncd/shop1.toml --max-age 3h --max-wait 90m
     """
     from syncd.admin.status import UNKNOWN, check, collect
     from syncd.plumbing import logs
@@ -347,16 +330,12 @@ def check_cmd(config_path: str | None, max_age: str, max_wait: str) -> None:
 @cli.command("migrate")
 @config_option
 @errors_to_exit
+@examples(f"syncd migrate {C}", f"syncd {C} migrate")
 def migrate_cmd(config_path: str | None) -> None:
     """Create or complete syncd's tables and its three HL-blocks in the Bitrix database.
 
     Existing blocks are adopted: missing fields and indexes are added, nothing is dropped or changed.
     Fields or columns of the wrong type are reported and left alone (exit code 7).
-
-    \b
-    Examples:
-      syncd migrate -c /etc/syncd/shop1.toml
-      syncd -c /etc/syncd/shop1.toml migrate
     """
     from syncd.admin.setup import migrate_database
 
@@ -369,10 +348,6 @@ def migrate_cmd(config_path: str | None) -> None:
         sys.exit(EXIT_DATABASE)
     if not own.changed and not report.changed:
         click.echo("nothing to do")
-
-
-# ---------------------------------------------------------------- links (issue #3)
-
 
 
 def _link_input(f: F) -> F:
@@ -427,17 +402,13 @@ def _show_rows(rows: Sequence[Any], as_json: bool, *, empty: str, headers: Seque
 
 
 @cli.group("links")
+@examples(f"syncd links unmatched {C} --limit 20", f"syncd links add {C} 7707083893 buyer@example.com")
 def links_group() -> None:
     """Link counterparties to Bitrix users: manual links, refresh, and what is not linked.
 
     \b
     Strategies are set in bitrix.link_by (README "Linking counterparties to users").
     Wrong input (no such user, inactive user, malformed GUID or INN) exits 2 and changes nothing.
-
-    \b
-    Examples:
-      syncd links unmatched -c /etc/syncd/shop1.toml --limit 20
-      syncd links add -c /etc/syncd/shop1.toml 7707083893 buyer@example.com -m "per the sales team"
     """
 
 
@@ -451,16 +422,12 @@ def links_group() -> None:
 @JSON_OPTION
 @errors_to_exit
 @_link_input
+@examples(f"syncd links add {C} 7707083893 buyer@example.com -m sales", f"syncd links add {C} 7707083893 42 --replace")
 def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment: str | None, replace: bool,
                   no_refresh: bool, as_json: bool) -> None:
     """Link a counterparty GUID (or every counterparty with an INN) to USER: an ID, login or e-mail.
 
     The link is used by the "manual" strategy and is applied to all three blocks at once.
-
-    \b
-    Examples:
-      syncd links add -c /etc/syncd/shop1.toml 7707083893 buyer@example.com
-      syncd links add -c /etc/syncd/shop1.toml 2f1e…-guid 42 --replace -m "new account"
     """
     from syncd.admin.links import add_link, open_engine
 
@@ -477,13 +444,9 @@ def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment
 @JSON_OPTION
 @errors_to_exit
 @_link_input
+@examples(f"syncd links remove {C} 7707083893", f"syncd links remove {C} 7707083893 --no-refresh")
 def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: bool, as_json: bool) -> None:
     """Remove the manual link of a GUID or INN; other strategies decide again.
-
-    \b
-    Examples:
-      syncd links remove -c /etc/syncd/shop1.toml 7707083893
-      syncd links remove -c /etc/syncd/shop1.toml 7707083893 --no-refresh
     """
     from syncd.admin.links import open_engine, remove_link
 
@@ -497,13 +460,9 @@ def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: boo
 @config_option
 @JSON_OPTION
 @errors_to_exit
+@examples(f"syncd links list {C}", f"syncd links list {C} --json")
 def links_list_cmd(config_path: str | None, as_json: bool) -> None:
     """Every manual link, its user's state and the counterparties it covers.
-
-    \b
-    Examples:
-      syncd links list -c /etc/syncd/shop1.toml
-      syncd links list -c /etc/syncd/shop1.toml --json
     """
     from syncd.admin.links import list_links, open_engine
 
@@ -523,13 +482,9 @@ def links_list_cmd(config_path: str | None, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Show only the N largest debts.")
 @JSON_OPTION
 @errors_to_exit
+@examples(f"syncd links unmatched {C} --limit 20", f"syncd links unmatched {C} --json")
 def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: bool) -> None:
     """Counterparties that owe something and have no user, largest debt first.
-
-    \b
-    Examples:
-      syncd links unmatched -c /etc/syncd/shop1.toml --limit 20
-      syncd links unmatched -c /etc/syncd/shop1.toml --json
     """
     from syncd.admin.links import open_engine, unmatched
 
@@ -549,16 +504,12 @@ def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: boo
 @config_option
 @JSON_OPTION
 @errors_to_exit
+@examples(f"syncd links conflicts {C}", f"syncd links conflicts {C} --json")
 def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
     """Counterparties where several users match, or where strategies disagree.
 
     The lowest user ID of the first strategy that found someone is stored; a manual link
     (`syncd links add`) settles a conflict.
-
-    \b
-    Examples:
-      syncd links conflicts -c /etc/syncd/shop1.toml
-      syncd links conflicts -c /etc/syncd/shop1.toml --json
     """
     from syncd.admin.links import conflicts, open_engine
 
@@ -577,13 +528,9 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
 @config_option
 @JSON_OPTION
 @errors_to_exit
+@examples(f"syncd links refresh {C}", f"syncd links refresh {C} --json")
 def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
     """Recompute the user of every row in the three blocks now (runs do it too).
-
-    \b
-    Examples:
-      syncd links refresh -c /etc/syncd/shop1.toml
-      syncd links refresh -c /etc/syncd/shop1.toml --json
     """
     from syncd.admin.links import open_engine, refresh_links
 
@@ -624,6 +571,7 @@ def _limits(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
 @click.option("--limit", "limits", multiple=True, callback=_limits, metavar="KEY=VALUE",
               help="Raise or lower one of the [limits] (e.g. --limit max_counterparty_size=32MiB); "
                    "the defaults are those of config.example.toml.")
+@examples("syncd validate settlements_20261125_100000.xml", "syncd validate --timezone Asia/Yekaterinburg *.json.gz")
 def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits) -> None:
     """Check export files against format v1, offline (no configuration, no database).
 
@@ -634,11 +582,6 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     \b
     Exit codes: 0 every file is a valid export; 4 at least one file has problems
     (syncd would reject it, as run-once's 4); 2 usage error.
-
-    \b
-    Examples:
-      syncd validate /path/to/settlements_20261125_100000.xml
-      syncd validate --timezone Asia/Yekaterinburg --limit max_counterparty_size=32MiB exports/*.json.gz
     """
     from syncd.admin.validate import check_file, format_report
 

@@ -295,7 +295,8 @@ def test_held_is_said_once_in_check_and_status(site: Site) -> None:
     assert "LAST FILE HELD: settlements_2.xml: " in status.stdout and "held: held:" not in status.stdout
     wrong = as_admin(site, "run-once", "-c", site.config, "--approve", "settlements_3.xml")
     assert wrong.returncode == 2
-    assert "--approve settlements_3.xml: nothing is held under that export id or file name; held now: " in wrong.stderr
+    assert ("--approve settlements_3.xml: nothing is held (or superseded) under that export id or file name; "
+            "held now: ") in wrong.stderr
     assert "(settlements_2.xml). Nothing was applied" in wrong.stderr
     assert [r["status"] for r in imports(site.db_url)] == ["applied", "held"]
 
@@ -313,3 +314,65 @@ def test_export_format_doc_says_validate_exits_4() -> None:
     assert "1: has problems" not in doc and "4: has problems" in doc
     bad = syncd("validate", README)  # not an export
     assert bad.returncode == 4
+
+
+# ---------------------------------------------------------------- the README's commands, as written
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n{title}\n")
+    level = title.split()[0]
+    rest = text[start + len(title) + 2:]
+    end = re.search(rf"^{level} ", rest, re.M)
+    return rest[: end.start()] if end else rest
+
+
+def readme_commands() -> list[str]:
+    """The set-up and operations commands of the README that talk to syncd, in the order an admin runs
+    them: the numbered steps of "Install", the shell blocks of "Operations / Install" and "Upgrading"
+    (syncd, the env file), the commands of "Watching it"."""
+    text = README.read_text(encoding="utf-8")
+    found = re.findall(r"^\d+\. `((?:syncd |set -a)[^`]+)`", _section(text, "## Install"), re.M)
+    for title in ("### Install", "### Upgrading"):
+        for block in re.findall(r"```sh\n(.*?)```", _section(text, title), re.S):
+            for line in block.splitlines():
+                line = line.split("  #")[0].strip()
+                if re.match(r"^(syncd |set -a|chown \S+ /etc/syncd/shop1\.env)", line):
+                    found.append(line)
+    for span in re.findall(r"`(syncd [^`]+)`", _section(text, "### Watching it")):
+        if "<" not in span:
+            found.append(re.sub(r"\s*\[[^\]]*\]", "", span))
+    return found
+
+
+def test_readme_setup_and_operations_commands_run_as_written(site: Site, tmp_path: Path) -> None:
+    commands = readme_commands()
+    typed = " | ".join(commands)
+    for must in ("syncd --config /etc/syncd/shop1.toml migrate", "syncd --config /etc/syncd/shop1.toml run-once",
+                 "syncd migrate -c /etc/syncd/shop1.toml", "syncd run-once -c /etc/syncd/shop1.toml",
+                 "set -a; . /etc/syncd/shop1.env; set +a", "syncd status", "syncd check --max-age 2h"):
+        assert must in typed, typed
+    env_file = tmp_path / "shop1.env"
+    env_file.write_text(f"SYNCD_DB_PASSWORD={site.password}\n", encoding="utf-8")
+    sample = tmp_path / "export.xml"
+    sample.write_bytes(EXPORT)
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    site.drop("settlements_20261125_100000.xml")
+    script = ["set -e"]
+    for command in commands:
+        line = (command.replace("/etc/syncd/shop1.toml", str(site.config))
+                .replace("/etc/syncd/shop1.env", str(env_file))
+                .replace("/path/to/an/export.xml", str(sample))
+                .replace("/var/lib/node_exporter/textfile", str(textfile))
+                .replace("root:syncd", "root:root"))
+        script += [f"echo '$ {command}'", line]
+    out = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True, text=True, timeout=600,
+                         env=env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                                 SYNCD_CONFIG=str(site.config)))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "applied    settlements_20261125_100000.xml" in out.stdout
+    assert "Data as of    2026-11-25 10:00:00 +03:00" in out.stdout
+    assert "SYNCD OK - last export applied" in out.stdout
+    assert [r["status"] for r in imports(site.db_url)] == ["applied"]
+    assert site.password not in out.stdout + out.stderr

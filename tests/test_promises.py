@@ -239,7 +239,8 @@ def test_approve_applies_a_held_export_through_the_cli(config: Path, bitrix_db_u
     assert run(config).returncode == 5
     wrong = run(config, "--approve", "settlements_9.xml", "--approve", guid(8, 3))
     assert wrong.returncode == 2  # an approval that names no held file: said, and nothing applied
-    assert "--approve settlements_9.xml: nothing is held under that export id or file name" in wrong.stderr
+    assert ("--approve settlements_9.xml: nothing is held (or superseded) under that export id or file name"
+            in wrong.stderr)
     assert f"held now: {guid(9, 3)} (settlements_2.xml)" in wrong.stderr
     assert ledger_rows(bitrix_db_url)[-1] == ("settlements_2.xml", "held")
 

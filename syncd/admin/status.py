@@ -208,18 +208,22 @@ def unknown_approvals(engine: Engine, approve: tuple[str, ...]) -> str | None:
     """Why `run-once --approve` cannot be right: a value that names no held file (by export id or file
     name), with what is held; None when each names one, or when the ledger cannot be read (the run
     then reports the database itself)."""
+    imports = ledger.imports
     try:
         with engine.connect() as conn:
             held = held_files(conn)
+            # A superseded export may be approved too (put back on the source): README "The guard".
+            superseded = [dict(r._mapping) for r in conn.execute(
+                select(imports.c.export_id, imports.c.file_name).where(imports.c.status == ledger.SUPERSEDED))]
     except SQLAlchemyError:
         return None
-    names = {str(h[k]).lower() for h in held for k in ("export_id", "file_name")}
+    names = {str(h[k]).lower() for h in [*held, *superseded] for k in ("export_id", "file_name")}
     unknown = [a for a in approve if a.strip().lower() not in names]
     if not unknown:
         return None
     listing = "; ".join(f"{h['export_id']} ({h['file_name']})" for h in held) or "nothing"
-    return (f"--approve {unknown[0]}: nothing is held under that export id or file name; held now: {listing}. "
-            "Nothing was applied")
+    return (f"--approve {unknown[0]}: nothing is held (or superseded) under that export id or file name; "
+            f"held now: {listing}. Nothing was applied")
 
 
 def collect(cfg: Config, *, engine: Engine | None = None, list_source: bool = True, n_runs: int = 10) -> Report:
@@ -285,6 +289,25 @@ def _reason(row: dict[str, Any]) -> str:
     return error[len(prefix):] if error.startswith(prefix) else error
 
 
+def _run_lines(report: Report) -> list[str]:
+    """The "Recent runs" table of `syncd status`."""
+    out = ["Recent runs"]
+    if not report.runs:
+        out.append("  none recorded")
+    else:
+        out.append(f"  {'STARTED':<26}  {'TRIGGER':<7}  {'EXIT':>4}  {'TOOK':>6}  SUMMARY")
+        for r in report.runs:
+            took = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
+            text = r["summary"] or ""
+            if r["error"]:
+                text += f"; {r['error']}"
+            exit_code = "-" if r["exit_code"] is None else str(r["exit_code"])
+            took_text = "-" if took is None else f"{took:.1f}s"
+            started = report.time(r["started_at"])
+            out.append(f"  {started:<26}  {r['trigger']:<7}  {exit_code:>4}  {took_text:>6}  {text}")
+    return out
+
+
 def render(report: Report) -> str:
     """The readable form of `syncd status` (times in bitrix.timezone, with their offset)."""
     out: list[str] = []
@@ -318,20 +341,7 @@ def render(report: Report) -> str:
         lf = report.last_file
         out.append(f"LAST FILE {lf['status'].upper()}: {lf['file_name']}: {_reason(lf)}")
     out.append("")
-    out.append("Recent runs")
-    if not report.runs:
-        out.append("  none recorded")
-    else:
-        out.append(f"  {'STARTED':<26}  {'TRIGGER':<7}  {'EXIT':>4}  {'TOOK':>6}  SUMMARY")
-        for r in report.runs:
-            took = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
-            text = r["summary"] or ""
-            if r["error"]:
-                text += f"; {r['error']}"
-            exit_code = "-" if r["exit_code"] is None else str(r["exit_code"])
-            took_text = "-" if took is None else f"{took:.1f}s"
-            started = report.time(r["started_at"])
-            out.append(f"  {started:<26}  {r['trigger']:<7}  {exit_code:>4}  {took_text:>6}  {text}")
+    out += _run_lines(report)
     if report.waiting:
         out.append("")
         out.append("Waiting on the source")
