@@ -376,3 +376,11 @@ def test_readme_setup_and_operations_commands_run_as_written(site: Site, tmp_pat
     assert "SYNCD OK - last export applied" in out.stdout
     assert [r["status"] for r in imports(site.db_url)] == ["applied"]
     assert site.password not in out.stdout + out.stderr
+
+
+def test_log_masking_keeps_mysqls_yes_and_no_and_still_masks_passwords() -> None:
+    from syncd.plumbing.logs import mask
+
+    said = "1045 Access denied for user 'syncd'@'localhost' (using password: YES)"
+    assert mask(said) == said and mask(said.replace("YES", "NO")) == said.replace("YES", "NO")
+    assert mask("password: hunter22 and password=YESman") == "password: *** and password=***"
