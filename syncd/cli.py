@@ -496,7 +496,7 @@ def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: boo
         headers=["GUID", "INN", "KPP", "NAME", "DEBT", "OVERDUE", "CURRENCY"],
         cells=lambda r: [r.guid, r.inn, r.kpp, r.name, r.debt, r.overdue_debt, r.currency],
     ):
-        click.echo(f"{len(rows)} counterparties with debt and no user"
+        click.echo(f"{len(rows)} counterpart{'y' if len(rows) == 1 else 'ies'} with debt and no user"
                    + (f" (the {limit} largest)" if limit and len(rows) == limit else ""))
 
 
@@ -521,7 +521,7 @@ def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
         headers=["GUID", "INN", "NAME", "STORED", "DECIDED BY", "PROBLEM", "FOUND"],
         cells=lambda r: [r.guid, r.inn, r.name, r.user_id, r.strategy, ", ".join(r.kinds), r.details()],
     ):
-        click.echo(f"{len(rows)} conflicts")
+        click.echo(f"{len(rows)} conflict{'' if len(rows) == 1 else 's'}")
 
 
 @links_group.command("refresh")

@@ -384,3 +384,12 @@ def test_log_masking_keeps_mysqls_yes_and_no_and_still_masks_passwords() -> None
     said = "1045 Access denied for user 'syncd'@'localhost' (using password: YES)"
     assert mask(said) == said and mask(said.replace("YES", "NO")) == said.replace("YES", "NO")
     assert mask("password: hunter22 and password=YESman") == "password: *** and password=***"
+
+
+def test_a_source_failure_is_printed_once(site: Site) -> None:
+    assert as_admin(site, "migrate", "-c", site.config).returncode == 0
+    site.folder.rmdir()
+    out = as_admin(site, "run-once", "-c", site.config)
+    assert out.returncode == 6
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("syncd: error: "), out.stderr
+    assert out.stdout.startswith("summary: 0 applied") and "run failed" not in out.stdout
