@@ -127,7 +127,8 @@ def test_top_level_help_shows_config_and_completion_and_completion_works() -> No
 # ---------------------------------------------------------------- secrets and errors
 
 
-@pytest.mark.parametrize("command", [("run-once",), ("status",), ("migrate",), ("links", "list")], ids=" ".join)
+@pytest.mark.parametrize("command", [("run-once",), ("daemon",), ("status",), ("migrate",), ("links", "list")],
+                         ids=" ".join)
 @pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
 def test_password_env_unset_or_empty_is_exit_3_at_start(site: Site, command: tuple[str, ...],
                                                         value: str | None) -> None:
