@@ -272,6 +272,9 @@ def _readable_file(section: _Section, key: str) -> Path | None:
 # ---------------------------------------------------------------- sections
 
 
+_SFTP_KEYS = frozenset({"host", "port", "username", "private_key", "password_env", "known_hosts", "remote_dir"})
+
+
 def _source(s: _Section) -> SourceConfig:
     kind = s.get("type", str, "sftp")
     zone = s.parsed("timezone", parse_zone, ZoneInfo("Europe/Moscow"))
@@ -291,6 +294,10 @@ def _source(s: _Section) -> SourceConfig:
         apply_while_downloading=s.get("apply_while_downloading", bool, False),
     )
     if kind == "local":
+        sftp_only = sorted(k for k in s.data if k in _SFTP_KEYS)
+        if sftp_only:
+            raise ConfigError(f"source.{sftp_only[0]} belongs to type = \"sftp\"; with type = \"local\" remove "
+                              f"{', '.join('source.' + k for k in sftp_only)} (a local source takes only path)")
         path = s.get("path", str, required=True)
         assert path is not None
         s.finish()
@@ -403,11 +410,19 @@ def _http_source(s: _Section, common: dict[str, Any]) -> SourceConfig:
                         password_env=password_env, token_env=token_env, **tls_keys, **common)
 
 
+# scheme://[user[:password]@]host[:port]/…: the port, if any (an IPv6 host is in brackets).
+_URL_PORT = re.compile(r"^[^:/]+://(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?\[]*)(?::(?P<port>[^/?]*))?")
+
+
 def _database(s: _Section) -> DatabaseConfig:
     url = s.get("url", str, required=True)
     assert url is not None
     if not re.match(r"^(mysql(\+pymysql)?|mariadb(\+pymysql)?|sqlite)://", url):
         raise ConfigError(f"database.url must start with mysql+pymysql:// (or sqlite:// for the demo), got {url.split('://')[0]}://…")
+    port = _URL_PORT.match(url)
+    if port and port.group("port") and not port.group("port").isdigit():
+        raise ConfigError(f"database.url: the port {port.group('port')!r} is not a number "
+                          "(expected mysql+pymysql://user@host:3306/dbname)")
     cfg = DatabaseConfig(url=url, password_env=s.get("password_env", str))
     s.finish()
     return cfg

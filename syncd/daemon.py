@@ -47,7 +47,7 @@ from syncd.admin.metrics import Metrics
 from syncd.config import Config, ScheduleConfig
 from syncd.errors import ConfigError
 from syncd.plumbing import logs
-from syncd.plumbing.db import make_engine
+from syncd.plumbing.db import database_url, make_engine
 from syncd.plumbing.lock import shutdown_dbapi
 from syncd.plumbing.memory import release_run_memory
 from syncd.plumbing.notify import Notifier, watchdog_interval
@@ -240,6 +240,7 @@ class Daemon:
         try:
             new = config_mod.load(path)
             trigger = make_trigger(new.schedule)
+            database_url(new.database)  # a password_env naming an unset variable: refused, as at start
         except ConfigError as exc:
             log.error("configuration reload refused, keeping the running one: %s", exc)
             self.notifier.status(f"reload refused ({exc}); last: {self.last}")

@@ -62,7 +62,7 @@ def test_run_once_over_sftp_applies_moves_and_reports(
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("waiting    settlements_20261125_110000.xml")
-    assert lines[1].startswith("applied    settlements_20261125_100000.xml  [full, as of 2026-11-25 10:00:00]")
+    assert lines[1].startswith("applied    settlements_20261125_100000.xml  [full, as of 2026-11-25 10:00:00 +03:00]")
     assert lines[2].startswith("applied    settlements_20261125_103000.json  [delta")
     assert lines[-1].startswith("summary: 2 applied, 0 duplicate, 0 superseded, 0 held, 0 rejected, 1 waiting")
     assert debts(db_url) == {guid(1): 10.0, guid(2): 1000.0}

@@ -64,7 +64,7 @@ def test_applied_goes_to_processed_with_an_applied_row(config: Path, bitrix_db_u
     assert done.returncode == 0, done.stdout + done.stderr
     seconds_shown(done.stdout.splitlines()[0], wall)
     assert done.stdout.startswith(
-        "applied    settlements_1.xml  [full, as of 2026-11-25 10:00:00]  balance +2 ~0 =0 -0")
+        "applied    settlements_1.xml  [full, as of 2026-11-25 10:00:00 +03:00]  balance +2 ~0 =0 -0")
     assert ledger_rows(bitrix_db_url) == [("settlements_1.xml", "applied")]
     assert not (remote_dir / "settlements_1.xml").exists() and (remote_dir / "processed" / "settlements_1.xml").exists()
     assert debts(bitrix_db_url) == {guid(1): 1000.0, guid(2): 1000.0}
@@ -237,7 +237,12 @@ def test_approve_applies_a_held_export_through_the_cli(config: Path, bitrix_db_u
     assert run(config).returncode == 0
     sshd.put(remote_dir / "settlements_2.xml", export(2, "2026-11-25T11:00:00", export_id=guid(9, 3)))
     assert run(config).returncode == 5
-    assert run(config, "--approve", "settlements_9.xml", "--approve", guid(8, 3)).returncode == 5  # others: still held
+    wrong = run(config, "--approve", "settlements_9.xml", "--approve", guid(8, 3))
+    assert wrong.returncode == 2  # an approval that names no held file: said, and nothing applied
+    assert ("--approve settlements_9.xml: nothing is held (or superseded) under that export id or file name"
+            in wrong.stderr)
+    assert f"held now: {guid(9, 3)} (settlements_2.xml)" in wrong.stderr
+    assert ledger_rows(bitrix_db_url)[-1] == ("settlements_2.xml", "held")
 
     key = {"export id": guid(9, 3), "EXPORT ID": guid(9, 3).upper(), "file name": "settlements_2.xml"}[by]
     done = run(config, "--approve", key)
@@ -532,6 +537,7 @@ def test_keep_keeps_even_an_approved_empty_export(bitrix_db_url: str, sshd: SshS
     sshd.put(remote_dir / "settlements_1.xml", export(3))
     assert run(config).returncode == 0
     sshd.put(remote_dir / "settlements_2.xml", export(0, "2026-11-25T11:00:00"))
+    assert run(config).returncode == 5  # held first: --approve names what is held
     done = run(config, "--approve", "settlements_2.xml")
     assert done.returncode == 0 and done.stdout.startswith("applied    settlements_2.xml"), done.stdout
     assert set(debts(bitrix_db_url).values()) == {1000.0}

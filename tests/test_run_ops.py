@@ -99,7 +99,7 @@ def test_check_states(config: Path, db_url: str, sshd: SshServer, remote_dir: Pa
     late = sshd.put(remote_dir / "settlements_2.xml", xml_export([counterparty(1)]))
     set_age(late, 2 * 3600)
     code, line = check(config, "--max-wait", "1h")
-    assert code == 1 and "1 complete file(s) waiting on the source for over 60m" in line, line
+    assert code == 1 and "1 complete file waiting on the source for over 60m" in line, line
     assert re.search(r"\(oldest 2h0\dm\)", line), line  # the file's age, 2 h (and the seconds this test took)
     assert "files_waiting=1" in line
 
@@ -134,12 +134,12 @@ def test_status_table_and_json(config: Path, db_url: str, sshd: SshServer, remot
     out = table.stdout
     assert "Last applied  settlements_1.xml (full" in out
     assert "Counterparties with a debt but no site user: 1" in out
-    assert "1 file(s) waiting (0 complete, 1 not yet)" in out and "settlements_2.xml" in out
+    assert "1 file waiting (0 complete, 1 not yet)" in out and "settlements_2.xml" in out
     assert "Recent runs" in out and " once " in out
 
     data = json.loads(syncd("status", "--config", config, "--json").stdout)
     assert data["last_applied"]["file_name"] == "settlements_1.xml"
-    assert data["data_as_of"] == "2026-11-25T07:00:00+00:00"
+    assert data["data_as_of"] == "2026-11-25T10:00:00+03:00"  # the same instant, in bitrix.timezone
     assert data["counterparties_without_user"] == 1
     assert data["runs"][0]["exit_code"] == 0 and data["runs"][0]["trigger"] == "once"
     assert [w["name"] for w in data["waiting"]] == ["settlements_2.xml"]

@@ -18,6 +18,7 @@ from syncd.contract.limits import Limits, parse_limit
 from syncd.contract.records import Header
 from syncd.errors import ExportError
 from syncd.formats import scan_export
+from syncd.plumbing.logs import plural
 
 _ZERO: Final = Decimal("0.00")
 
@@ -113,8 +114,9 @@ def format_report(report: Report) -> str:
         lines.append(f"{report.file}: export {header.export_id}, {header.mode}, generated at "
                      f"{header.generated_at.isoformat()}{window}")
     lines.append(
-        f"{report.file}: {report.counterparties} counterparties, {report.payments} payments, "
-        f"{report.documents} open documents; debt {_money(report.total_debt)}, overdue "
+        f"{report.file}: {plural(report.counterparties, 'counterparty', 'counterparties')}, "
+        f"{plural(report.payments, 'payment')}, {plural(report.documents, 'open document')}; "
+        f"debt {_money(report.total_debt)}, overdue "
         f"{_money(report.total_overdue_debt)}, payments {_money(report.total_payments)}, "
         f"outstanding on documents {_money(report.total_outstanding)}"
         + ("" if report.ok else " (totals count only the records without problems)")

@@ -17,11 +17,18 @@ def database_url(cfg: DatabaseConfig) -> URL:
         url = make_url(cfg.url)
     except ArgumentError:
         raise ConfigError("database.url is not a valid URL (expected mysql+pymysql://user@host:3306/dbname)") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ConfigError("database.url: the port is not a number (expected mysql+pymysql://user@host:3306/dbname)"
+                          ) from None
     if url.drivername in ("mysql", "mariadb", "mariadb+pymysql"):
         url = url.set(drivername="mysql+pymysql")
     password = cfg.password()
+    if cfg.password_env and not password:
+        raise ConfigError(f"database.password_env names ${cfg.password_env}, but that variable is not set or "
+                          "empty in syncd's environment (the service reads it from /etc/syncd/<site>.env)")
     if password is not None:
         url = url.set(password=password)
+    _note_password_source(cfg, has_password=url.password is not None)
     if url.drivername == "mysql+pymysql" and "charset" not in url.query:
         url = url.update_query_dict({"charset": "utf8mb4"})
     return url
@@ -47,6 +54,23 @@ def make_engine(cfg: DatabaseConfig, *, connect_timeout: int = 15) -> Engine:
     return engine
 
 
+ACCESS_DENIED = 1045
+
+# Where the password of the configured database comes from, for MySQL's access-denied (which says only
+# whether one was sent). Set by database_url(): one process, one configuration (a reload sets it again).
+_password_source: dict[str, str] = {}
+
+
+def _note_password_source(cfg: DatabaseConfig, *, has_password: bool) -> None:
+    if cfg.password_env:
+        where = f"the password is the value of ${cfg.password_env} (database.password_env)"
+    elif has_password:
+        where = "the password is the one in database.url"
+    else:
+        where = "no password was given: set database.password_env to the variable that holds it"
+    _password_source["where"] = where
+
+
 def safe_url(engine: Engine) -> str:
     """The URL for messages and logs: never with the password."""
     return engine.url.render_as_string(hide_password=True)
@@ -57,6 +81,8 @@ def db_reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     if orig is not None and getattr(orig, "args", None):
         args = orig.args
+        if len(args) > 1 and args[0] == ACCESS_DENIED and "where" in _password_source:
+            return f"{args[0]} {args[1]}; {_password_source['where']}"
         return f"{args[0]} {args[1]}" if len(args) > 1 else str(args[0])
     return exc.__class__.__name__
 

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import IO, Literal
 
 from sqlalchemy.engine import make_url
@@ -33,7 +33,8 @@ MASK = "***"
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<secret>[^\s@/]+)(?P<tail>@)")
 _PAIR = re.compile(
     r"(?P<head>\b(?:password|passwd|pwd|secret|passphrase|token|api[_-]?key)\b[\"']?\s*[=:]\s*[\"']?)"
-    r"(?P<secret>[^\s\"'&;,}]+)",
+    # MySQL's own "(using password: YES)" / "NO)" says whether one was sent: it is no secret, keep it whole.
+    r"(?P<secret>(?!(?:YES|NO)\))[^\s\"'&;,}]+)",
     re.IGNORECASE,
 )
 
@@ -97,6 +98,30 @@ class JsonFormatter(logging.Formatter):
         if record.exc_text:
             obj["exc"] = record.exc_text
         return json.dumps(obj, ensure_ascii=False)
+
+
+def show_time(moment: datetime | None, zone: tzinfo) -> str:
+    """A time as a person reads it, the same in every command: in `zone` and saying so,
+    `2026-11-25 10:00:00 +03:00`. A naive time is UTC (the ledger's)."""
+    if moment is None:
+        return "-"
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    local = aware.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.isoformat()[-6:]}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """`1 payment`, `2 payments`, `0 payments`."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+def error_line(message: str, fmt: LogFormat = "text", secrets: Iterable[str] = ()) -> str:
+    """The one line that ends a failed command: `syncd: error: …`, or a JSON object like every log line."""
+    message = mask(message, secrets)
+    if fmt != "json":
+        return f"syncd: error: {message}"
+    record = logging.LogRecord("syncd", logging.ERROR, "", 0, message, None, None)
+    return JsonFormatter().format(record)
 
 
 def under_journald(stream: IO[str]) -> bool:

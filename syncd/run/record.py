@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import ledger
+from syncd.errors import DatabaseError
 from syncd.run.outcome import RunResult, Status
 
 # The name the journal's warnings always had (before syncd.run existed): admins filter logs by it.
@@ -40,7 +41,9 @@ def record_run(engine: Engine, result: RunResult, trigger: str) -> None:
                 )
             )
     except SQLAlchemyError as exc:
-        log.warning("could not record the run in syncd_runs: %s", exc.__class__.__name__)
+        # When the run failed for the database, its own error already says so: one failure, one line.
+        level = logging.DEBUG if isinstance(result.error, DatabaseError) else logging.WARNING
+        log.log(level, "could not record the run in syncd_runs: %s", exc.__class__.__name__)
 
 
 def last_success(conn: Connection) -> datetime | None:

@@ -1,108 +1,54 @@
-"""The `syncd` command. Each command loads the config, calls one public function and maps errors to exit codes."""
+"""The commands: run-once, daemon, status, check, migrate, demo, config check, validate."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from syncd import __version__
 from syncd import config as config_mod
 from syncd.config import Config
 from syncd.errors import (
     EXIT_CONFIG,
     EXIT_DATABASE,
-    EXIT_INTERNAL,
     EXIT_LOCKED,
     EXIT_REJECTED,
     EXIT_SOURCE,
     EXIT_USAGE,
     ConfigError,
     SyncdError,
-    exit_code_for,
 )
 from syncd.plumbing.memory import limit_malloc_arenas
 
 if TYPE_CHECKING:
-    from syncd.admin.links import LinkChange
     from syncd.admin.validate import Limits
     from syncd.run import FileOutcome, RunResult
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-def fail(exc: BaseException) -> NoReturn:
-    """One line on stderr and the documented exit code; never a traceback for a known error."""
-    click.echo(f"syncd: error: {exc}", err=True)
-    sys.exit(exit_code_for(exc))
-
-
-def config_option(f: F) -> F:
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        envvar=config_mod.ENV_CONFIG,
-        metavar="PATH",
-        help=f"Configuration file (TOML). Default: ${config_mod.ENV_CONFIG}.",
-    )(f)
+from syncd.cli.base import (
+    C,
+    cli,
+    config_option,
+    config_path_of,
+    error_out,
+    errors_to_exit,
+    examples,
+    json_out,
+    load_config,
+)
 
 
-def load_config(path: str | None) -> Config:
-    try:
-        return config_mod.load(path)
-    except ConfigError as exc:
-        fail(exc)
-
-
-def errors_to_exit(f: F) -> F:
-    """Known errors become one line and an exit code; unknown ones too, with the traceback only at debug."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except SyncdError as exc:
-            fail(exc)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:
-            logging.getLogger("syncd").debug("internal error", exc_info=True)
-            click.echo(f"syncd: internal error: {exc.__class__.__name__}: {exc} (please report it)", err=True)
-            sys.exit(EXIT_INTERNAL)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="syncd")
-@click.option("--verbose", "-v", is_flag=True, help="Log debug details.")
-def cli(verbose: bool) -> None:
-    """Apply 1C settlements exports to Bitrix HL-blocks.
-
-    \b
-    Exit codes: 0 OK; 1 internal error; 2 usage; 3 bad configuration;
-    4 a file was rejected; 5 a file was held by the guard; 6 source unreachable;
-    7 database unreachable or not migrated; 8 another run holds the lock.
-    """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def _describe(outcome: FileOutcome) -> str:
+def _describe(outcome: FileOutcome, zone: tzinfo) -> str:
+    from syncd.plumbing.logs import show_time
     from syncd.run import format_counts
 
     head = f"{outcome.status:<10} {outcome.name}"
     if outcome.header is not None:
-        head += f"  [{outcome.header.mode}, as of {outcome.header.generated_at:%Y-%m-%d %H:%M:%S}]"
+        head += f"  [{outcome.header.mode}, as of {show_time(outcome.header.generated_at, zone)}]"
     if outcome.counts is not None:
         head += f"  {format_counts(outcome.counts)}"
     if outcome.message:
@@ -115,10 +61,7 @@ def _describe(outcome: FileOutcome) -> str:
 def summary_line(result: RunResult) -> str:
     parts = [f"{result.count(s)} {s}" for s in ("applied", "duplicate", "superseded", "held", "rejected", "waiting")]
     took = (result.finished - result.started).total_seconds() if result.finished else 0.0
-    text = "summary: " + ", ".join(parts) + f" in {took:.1f}s"
-    if result.error is not None:
-        text += f"; run failed: {result.error}"
-    return text
+    return "summary: " + ", ".join(parts) + f" in {took:.1f}s"  # a failure is on stderr, once
 
 
 def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -162,6 +105,8 @@ LOG_FORMAT = click.option(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: one per file, then the summary.")
 @LOG_FORMAT
 @errors_to_exit
+@examples(f"syncd run-once {C}", f"syncd run-once {C} --approve 2b0c4f5e-9a41-11ef-8c3e-00155d003f0a",
+          f"syncd run-once {C} --if-stale 90m --quiet")
 def run_once_cmd(
     config_path: str | None, approve: tuple[str, ...], quiet: bool, if_stale: float | None,
     metrics_file: Path | None, dry_run: bool, as_json: bool, log_format: str,
@@ -173,7 +118,7 @@ def run_once_cmd(
     """
     from syncd.admin.status import succeeded_within
     from syncd.daemon import run_once_stoppable
-    from syncd.run.outcome import outcome_json, result_json
+    from syncd.run.outcome import outcome_json
 
     cfg = load_config(config_path)
     _setup_logs(cfg, log_format, logging.WARNING)
@@ -186,15 +131,20 @@ def run_once_cmd(
 
     def show(outcome: FileOutcome) -> None:
         if as_json:
-            _json_out(outcome_json(outcome), line=True)
+            json_out(outcome_json(outcome), line=True)
         elif not quiet or outcome.status in ("held", "rejected"):
-            click.echo(_describe(outcome))
+            click.echo(_describe(outcome, cfg.bitrix.timezone))
 
     from syncd.plumbing.db import make_engine
 
     engine = make_engine(cfg.database)
     try:
+        from syncd.admin.status import unknown_approvals
         from syncd.plumbing.progress import TerminalProgress
+
+        if approve and (wrong := unknown_approvals(engine, approve)) is not None:
+            click.echo(f"syncd: error: {wrong}", err=True)
+            sys.exit(EXIT_USAGE)
 
         progress = TerminalProgress() if sys.stderr.isatty() and not quiet else None
         result = run_once_stoppable(cfg, approve=approve, on_file=show, trigger=trigger, engine=engine,
@@ -209,14 +159,22 @@ def run_once_cmd(
                 metrics_error = exc
     finally:
         engine.dispose()
+    _finish_run(result, metrics_error, quiet=quiet, as_json=as_json, dry_run=dry_run)
+
+
+def _finish_run(result: RunResult, metrics_error: ConfigError | None, *, quiet: bool, as_json: bool,
+                dry_run: bool) -> NoReturn:
+    """The run's error (once), its summary line or JSON object, and its exit code."""
+    from syncd.run.outcome import result_json
+
     if quiet and result.exit_code == EXIT_LOCKED:
         sys.exit(EXIT_LOCKED)  # cron mails any output; the other run is doing the work
     for error in (result.error, metrics_error):
         if error is not None:
-            click.echo(f"syncd: error: {error}", err=True)
+            error_out(error)
     code = result.exit_code or (EXIT_CONFIG if metrics_error else 0)
     if as_json:
-        _json_out(result_json(result, dry_run=dry_run), line=True)
+        json_out(result_json(result, dry_run=dry_run), line=True)
     elif not quiet or code != 0:
         click.echo(("dry run, nothing changed: " if dry_run else "") + summary_line(result))
     sys.exit(code)
@@ -226,6 +184,7 @@ def run_once_cmd(
 @config_option
 @LOG_FORMAT
 @errors_to_exit
+@examples(f"syncd daemon {C}", f"syncd daemon {C} --log-format json")
 def daemon_cmd(config_path: str | None, log_format: str) -> None:
     """Run syncd in the foreground on its [schedule] (a first run at start).
 
@@ -244,6 +203,7 @@ def daemon_cmd(config_path: str | None, log_format: str) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of the table.")
 @errors_to_exit
+@examples(f"syncd status {C}", f"syncd status {C} --json | jq .data_as_of")
 def status_cmd(config_path: str | None, as_json: bool) -> None:
     """What syncd did and what is waiting: recent runs, the last applied export and the data's age,
     files on the source, held and rejected files with reasons, counterparties without a site user.
@@ -274,17 +234,19 @@ def status_cmd(config_path: str | None, as_json: bool) -> None:
 @click.option("--max-wait", default="1h", show_default=True, metavar="DURATION",
               help="WARNING when a complete file has waited on the source longer than this.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: state, message, perfdata, status report.")
+@examples(f"syncd check {C} --max-age 2h", f"syncd check {C} --max-age 3h --max-wait 90m", f"syncd check {C} --json")
 def check_cmd(config_path: str | None, max_age: str, max_wait: str, as_json: bool) -> None:
     """Monitoring plugin (Nagios/Icinga/Zabbix): one line with perfdata; exit 0 OK, 1 WARNING,
     2 CRITICAL (database or source unreachable, nothing applied within --max-age, last file rejected
-    or held), 3 UNKNOWN (bad configuration or arguments)."""
+    or held), 3 UNKNOWN (bad configuration or arguments).
+    """
     from syncd.admin.jsonout import check_json
     from syncd.admin.status import UNKNOWN, Report, check, collect
     from syncd.plumbing import logs
 
     report: Report | None = None
     try:
-        cfg = config_mod.load(config_path)
+        cfg = config_mod.load(config_path_of(config_path))
         age = config_mod.parse_duration(max_age).total_seconds()
         wait = config_mod.parse_duration(max_wait).total_seconds()
         logs.setup(level=logging.ERROR, cfg=cfg)
@@ -296,7 +258,7 @@ def check_cmd(config_path: str | None, max_age: str, max_wait: str, as_json: boo
     except Exception as exc:
         code, line = UNKNOWN, f"SYNCD UNKNOWN - internal error: {exc.__class__.__name__}: {exc}"
     if as_json:
-        _json_out(check_json(code, line, report))
+        json_out(check_json(code, line, report))
     else:
         click.echo(line)
     sys.exit(code)
@@ -305,6 +267,7 @@ def check_cmd(config_path: str | None, max_age: str, max_wait: str, as_json: boo
 @cli.command("migrate")
 @config_option
 @errors_to_exit
+@examples(f"syncd migrate {C}", f"syncd {C} migrate")
 def migrate_cmd(config_path: str | None) -> None:
     """Create or complete syncd's tables and its three HL-blocks in the Bitrix database.
 
@@ -328,9 +291,10 @@ def migrate_cmd(config_path: str | None) -> None:
 @click.option("--database", metavar="URL", required=True, help="An empty MariaDB database for the Bitrix core.")
 @click.option("--exports", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Put a sample in DIR.")
 @errors_to_exit
+@examples("syncd demo --database 'mysql+pymysql://syncd:pw@localhost/syncd_demo' --exports /tmp/syncd-demo/exports")
 def demo_cmd(database: str, exports: Path | None) -> None:
     """A staging site: the minimal Bitrix core and two linked users in an empty MariaDB, to try `syncd
-    migrate` and `run-once` on the real path. Example: syncd demo --database mysql+pymysql://root@localhost/demo"""
+    migrate` and `run-once` on the real path."""
     from syncd.admin.demo import stand_in_bitrix
 
     click.echo("\n".join(stand_in_bitrix(database, exports)))
@@ -344,9 +308,10 @@ def config_group() -> None:
 @config_group.command("check")
 @config_option
 @errors_to_exit
+@examples(f"syncd config check {C}", f"syncd {C} config check")
 def config_check_cmd(config_path: str | None) -> None:
     """Load and validate the configuration, try state.dir, the database and the source, and print what a
-    run would do now; changes nothing. Example: syncd config check -c /etc/syncd/shop1.toml
+    run would do now; changes nothing.
 
     Exit codes: 0 all good; 3 bad configuration or state.dir; 7 database unreachable or not migrated; 6 source."""
     from syncd.admin.configcheck import config_check
@@ -354,192 +319,6 @@ def config_check_cmd(config_path: str | None) -> None:
     report = config_check(load_config(config_path))
     click.echo(report.render())
     sys.exit(report.exit_code)
-
-
-# ---------------------------------------------------------------- links (issue #3)
-
-
-
-def _link_input(f: F) -> F:
-    """Wrong input (no such user, malformed GUID…) is a usage error: exit 2, nothing was changed."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from syncd.admin.links import LinkError
-
-        try:
-            return f(*args, **kwargs)
-        except LinkError as exc:
-            click.echo(f"syncd: error: {exc}; nothing was changed", err=True)
-            sys.exit(EXIT_USAGE)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _json_out(data: object, *, line: bool = False) -> None:
-    import json
-
-    click.echo(json.dumps(data, ensure_ascii=False, indent=None if line else 2, default=str))
-
-
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for machines instead of the table.")
-
-
-def _show_change(change: LinkChange, as_json: bool) -> None:
-    from syncd.admin.links import change_lines
-
-    if as_json:
-        _json_out(change.as_dict())
-    else:
-        click.echo("\n".join(change_lines(change)))
-    for w in change.warnings:
-        click.echo(f"syncd: warning: {w}", err=True)
-
-
-def _show_rows(rows: Sequence[Any], as_json: bool, *, empty: str, headers: Sequence[str],
-               cells: Callable[[Any], Sequence[object]]) -> bool:
-    """Rows as JSON or as a table (or the `empty` line); True when a table was printed."""
-    from syncd.admin.links import render_table
-
-    if as_json:
-        _json_out([r.__dict__ for r in rows])
-        return False
-    if not rows:
-        click.echo(empty)
-        return False
-    click.echo(render_table(headers, [cells(r) for r in rows]))
-    return True
-
-
-@cli.group("links")
-def links_group() -> None:
-    """Link counterparties to Bitrix users: manual links, refresh, and what is not linked.
-
-    \b
-    Strategies are set in bitrix.link_by (README "Linking counterparties to users").
-    Wrong input (no such user, inactive user, malformed GUID or INN) exits 2 and changes nothing.
-    """
-
-
-@links_group.command("add")
-@config_option
-@click.argument("counterparty", metavar="GUID|INN")
-@click.argument("user", metavar="USER")
-@click.option("--comment", "-m", metavar="TEXT", help="Why (kept with the link).")
-@click.option("--replace", is_flag=True, help="Replace an existing manual link of this GUID or INN.")
-@click.option("--no-refresh", is_flag=True, help="Only save the link; the blocks follow on the next run.")
-@JSON_OPTION
-@errors_to_exit
-@_link_input
-def links_add_cmd(config_path: str | None, counterparty: str, user: str, comment: str | None, replace: bool,
-                  no_refresh: bool, as_json: bool) -> None:
-    """Link a counterparty GUID (or every counterparty with an INN) to USER: an ID, login or e-mail.
-
-    The link is used by the "manual" strategy and is applied to all three blocks at once.
-    """
-    from syncd.admin.links import add_link, open_engine
-
-    cfg = load_config(config_path)
-    with open_engine(cfg) as engine:
-        change = add_link(engine, cfg, counterparty, user, comment=comment, replace=replace, refresh=not no_refresh)
-    _show_change(change, as_json)
-
-
-@links_group.command("remove")
-@config_option
-@click.argument("counterparty", metavar="GUID|INN")
-@click.option("--no-refresh", is_flag=True, help="Only delete the link; the blocks follow on the next run.")
-@JSON_OPTION
-@errors_to_exit
-@_link_input
-def links_remove_cmd(config_path: str | None, counterparty: str, no_refresh: bool, as_json: bool) -> None:
-    """Remove the manual link of a GUID or INN; other strategies decide again."""
-    from syncd.admin.links import open_engine, remove_link
-
-    cfg = load_config(config_path)
-    with open_engine(cfg) as engine:
-        change = remove_link(engine, cfg, counterparty, refresh=not no_refresh)
-    _show_change(change, as_json)
-
-
-@links_group.command("list")
-@config_option
-@JSON_OPTION
-@errors_to_exit
-def links_list_cmd(config_path: str | None, as_json: bool) -> None:
-    """Every manual link, its user's state and the counterparties it covers."""
-    from syncd.admin.links import list_links, open_engine
-
-    cfg = load_config(config_path)
-    with open_engine(cfg) as engine:
-        rows = list_links(engine, cfg)
-    _show_rows(
-        rows, as_json, empty="no manual links (add one with `syncd links add GUID|INN USER`)",
-        headers=["KEY", "USER", "LOGIN", "EMAIL", "STATE", "COUNTERPARTIES", "NAME", "CREATED (UTC)", "BY", "COMMENT"],
-        cells=lambda r: [f"{r.key_kind.upper()} {r.key}", r.user_id, r.login, r.email, r.user_state, r.counterparties,
-                         r.counterparty_name, r.created_at, r.created_by, r.comment],
-    )
-
-
-@links_group.command("unmatched")
-@config_option
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Show only the N largest debts.")
-@JSON_OPTION
-@errors_to_exit
-def links_unmatched_cmd(config_path: str | None, limit: int | None, as_json: bool) -> None:
-    """Counterparties that owe something and have no user, largest debt first."""
-    from syncd.admin.links import open_engine, unmatched
-
-    cfg = load_config(config_path)
-    with open_engine(cfg) as engine:
-        rows = unmatched(engine, cfg, limit=limit)
-    if _show_rows(
-        rows, as_json, empty="every counterparty with debt has a user",
-        headers=["GUID", "INN", "KPP", "NAME", "DEBT", "OVERDUE", "CURRENCY"],
-        cells=lambda r: [r.guid, r.inn, r.kpp, r.name, r.debt, r.overdue_debt, r.currency],
-    ):
-        click.echo(f"{len(rows)} counterparties with debt and no user"
-                   + (f" (the {limit} largest)" if limit and len(rows) == limit else ""))
-
-
-@links_group.command("conflicts")
-@config_option
-@JSON_OPTION
-@errors_to_exit
-def links_conflicts_cmd(config_path: str | None, as_json: bool) -> None:
-    """Counterparties where several users match, or where strategies disagree.
-
-    The lowest user ID of the first strategy that found someone is stored; a manual link
-    (`syncd links add`) settles a conflict.
-    """
-    from syncd.admin.links import conflicts, open_engine
-
-    cfg = load_config(config_path)
-    with open_engine(cfg) as engine:
-        rows = conflicts(engine, cfg)
-    if _show_rows(
-        rows, as_json, empty="no conflicts",
-        headers=["GUID", "INN", "NAME", "STORED", "DECIDED BY", "PROBLEM", "FOUND"],
-        cells=lambda r: [r.guid, r.inn, r.name, r.user_id, r.strategy, ", ".join(r.kinds), r.details()],
-    ):
-        click.echo(f"{len(rows)} conflicts")
-
-
-@links_group.command("refresh")
-@config_option
-@JSON_OPTION
-@errors_to_exit
-def links_refresh_cmd(config_path: str | None, as_json: bool) -> None:
-    """Recompute the user of every row in the three blocks now (runs do it too)."""
-    from syncd.admin.links import open_engine, refresh_links
-
-    cfg = load_config(config_path)
-    with open_engine(cfg) as engine:
-        counts = refresh_links(engine, cfg)
-    if as_json:
-        _json_out(counts.as_dict())
-    else:
-        click.echo(counts.line())
 
 
 def _validate_option(name: str) -> Callable[..., Any]:
@@ -564,6 +343,8 @@ _zone, _limits = _validate_option("zone_option"), _validate_option("limits_optio
                    "the defaults are those of config.example.toml.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: one per file (verdict, problems, header, totals), then a summary.")
+@examples("syncd validate settlements_20261125_100000.xml", "syncd validate --timezone Asia/Yekaterinburg *.json.gz",
+          "syncd validate --json *.xml")
 def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, limits: Limits,
                  as_json: bool) -> None:
     """Check export files against format v1, offline (no configuration, no database).
@@ -583,13 +364,13 @@ def validate_cmd(files: tuple[Path, ...], source_tz: tzinfo, bitrix_tz: tzinfo, 
     for path in files:
         report = check_file(path, name=str(path), source_tz=source_tz, bitrix_tz=bitrix_tz, limits=limits)
         if as_json:
-            _json_out(validate_json(report), line=True)
+            json_out(validate_json(report), line=True)
         else:
             click.echo(format_report(report))
         bad += not report.ok
     code = EXIT_REJECTED if bad else 0
     if as_json:
-        _json_out(validate_summary(len(files), bad, code), line=True)
+        json_out(validate_summary(len(files), bad, code), line=True)
     elif len(files) > 1:
         click.echo(f"{len(files) - bad} of {len(files)} files OK")
     sys.exit(code)
