@@ -51,7 +51,7 @@ def test_dry_run_prints_the_counts_and_changes_nothing(tmp_path: Path, bitrix_db
 
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
-    assert out[0].startswith("applied    settlements_20261125_100000.xml  [full, as of 2026-11-25 10:00:00]")
+    assert out[0].startswith("applied    settlements_20261125_100000.xml  [full, as of 2026-11-25 10:00:00 +03:00]")
     assert "balance +2 ~0 =0 -0" in out[0] and "dry run: rolled back, nothing changed" in out[0]
     assert out[-1].startswith("dry run, nothing changed: summary: 1 applied, 0 duplicate")
     # Nothing written: no rows, no ledger entry, no run in the journal; the file is still on the source.
