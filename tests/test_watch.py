@@ -7,6 +7,7 @@ already handled, starts no run; the watch's own connection, shut under it, is ma
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from datetime import timedelta
@@ -176,3 +177,28 @@ def test_a_failed_run_is_tried_again_at_the_next_listing_and_a_dead_source_is_sa
         assert watcher.check() is False
         assert "watch: the source answers again" in caplog.text
     watcher.stop()
+
+
+def test_a_reload_turns_the_watch_on(db_url: str, tmp_path: Path) -> None:
+    prepare_database(db_url)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "syncd.toml"
+    text = (f'[source]\ntype = "local"\npath = "{inbox}"\nrequire_marker = true\nmin_age = "0s"\n'
+            f'[database]\nurl = "{db_url}"\n[state]\ndir = "{tmp_path / "state"}"\n'
+            '[schedule]\ninterval = "1h"\nwatch = "off"\n')
+    config.write_text(text, encoding="utf-8")
+    with daemon(config, tmp_path) as d:
+        d.wait_log("run finished")
+        assert "watch" not in d.wait_notify("READY=1")
+        (inbox / "settlements_1.xml").write_bytes(xml_export([counterparty(4)]))
+        (inbox / "settlements_1.xml.done").write_bytes(b"")
+        threading.Event().wait(3)
+        assert applied_names_of(db_url) == []  # no watch: it waits for the hourly run
+        config.write_text(text.replace('watch = "off"', 'watch = "1s"'), encoding="utf-8")
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("schedule changed: every 3600s, run_timeout 1200s, misfire_grace 300s, watch 1s")
+        wait_for("the file applied once the watch is on", lambda: applied_names_of(db_url) == ["settlements_1.xml"],
+                 timeout=15)
+        d.proc.terminate()
+        assert d.proc.wait(timeout=15) == 0

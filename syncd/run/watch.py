@@ -71,7 +71,10 @@ class Watcher:
             while not self._stopping.is_set():
                 every = self._cfg().schedule.watch_every()
                 if every is not None:
-                    self.check()
+                    try:
+                        self.check()
+                    except Exception:  # the watch must outlive any one listing or run
+                        log.exception("watch: the check failed unexpectedly (please report it)")
                 else:
                     self._close()
                 self._sleep(every)
