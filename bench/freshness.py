@@ -267,7 +267,8 @@ def report(f: Figures) -> str:
 def save(text: str, args: list[str]) -> None:
     path = ROOT / "BENCHMARKS.md"
     body = path.read_text(encoding="utf-8")
-    block = f"{MARK_BEGIN}\n`python -m bench.freshness {' '.join(args)}`".rstrip() + f"\n\n{text}\n{MARK_END}"
+    command = " ".join(["python -m bench.freshness", *args])
+    block = f"{MARK_BEGIN}\n`{command}`\n\n{text}\n{MARK_END}"
     if MARK_BEGIN in body:
         body = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda _: block, body, flags=re.S)
     else:
