@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench mutate faults soak system-deps clean
+.PHONY: demo test lint typecheck bench freshness mutate faults soak system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ lint: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.freshness $(FRESH_ARGS)
+
+# Only the freshness figure (watch mode): 20 exports over 20 minutes, then 10 idle minutes.
+freshness: system-deps $(STAMP)
+	$(BIN)/python -m bench.freshness $(FRESH_ARGS)
 
 # Mutation testing of the promise-holding code (docs/testing.md); hours on 2 cores, not part of `make test`.
 mutate: system-deps $(STAMP)

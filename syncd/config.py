@@ -120,6 +120,14 @@ class ScheduleConfig:
     cron: str | None = None
     run_timeout: timedelta = timedelta(minutes=20)
     misfire_grace: timedelta = timedelta(minutes=5)
+    watch: timedelta | None = timedelta(seconds=60)  # list the source this often between runs; None: off
+
+    def watch_every(self) -> float | None:
+        """Seconds between the daemon's listings of the source, or None when watching is off: turned off,
+        or not shorter than the interval (every run lists the source anyway)."""
+        if self.watch is None or (self.interval is not None and self.watch >= self.interval):
+            return None
+        return self.watch.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -479,15 +487,27 @@ def _schedule(s: _Section) -> ScheduleConfig:
         raise ConfigError(f"schedule.cron must have 5 fields (min hour day month weekday), got {cron!r}")
     if interval is not None and interval <= timedelta(0):
         raise ConfigError("schedule.interval must be positive")
+    watch_default: timedelta | None = timedelta(seconds=60)
     cfg = ScheduleConfig(
         interval=interval,
         cron=cron,
         jitter=s.parsed("jitter", parse_duration, timedelta(0)),
         run_timeout=s.parsed("run_timeout", parse_duration, timedelta(minutes=20)),
         misfire_grace=s.parsed("misfire_grace", parse_duration, timedelta(minutes=5)),
+        watch=s.parsed("watch", _watch, watch_default),
     )
     s.finish()
     return cfg
+
+
+def _watch(text: str) -> timedelta | None:
+    """schedule.watch: a duration of at least 1s, or `off` (also `0`)."""
+    if text.strip().lower() in ("off", "0", "0s"):
+        return None
+    value = parse_duration(text)
+    if value < timedelta(seconds=1):
+        raise ValueError(f"{text!r} is too short: at least 1s, or \"off\"")
+    return value
 
 
 def _metrics(s: _Section) -> MetricsConfig:

@@ -14,6 +14,9 @@ threads deadlocks).
   SFTP connections are shut from the main thread, which makes a blocked socket read fail at
   once; the run ends with an error and the daemon goes on. If even that does not end it within
   CUT_GRACE, the watchdog pings stop, so systemd (WatchdogSec) restarts the service.
+- schedule.watch (syncd.run.watch): between runs a thread lists the source every `watch` on a
+  connection it keeps open and starts a run at once when a new complete export is there (trigger
+  "watch"); runs never overlap (one mutex for the scheduled job and the watch's runs).
 - After every run its objects are freed at once and the heap it used goes back to the system
   (memory.release_run_memory), so an idle daemon's RSS stays flat run after run.
 """
@@ -51,6 +54,7 @@ from syncd.plumbing.db import database_url, make_engine
 from syncd.plumbing.lock import shutdown_dbapi
 from syncd.plumbing.memory import release_run_memory
 from syncd.plumbing.notify import Notifier, watchdog_interval
+from syncd.run.watch import Watcher
 
 if TYPE_CHECKING:
     from syncd.run import FileOutcome, Runner, RunResult
@@ -102,6 +106,8 @@ class Daemon:
         self.metrics = Metrics()
         self.stopping = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
+        self.watcher: Watcher | None = None
+        self._runs = threading.Lock()  # one run at a time: the scheduled job's or the watch's
         self._current: _Run | None = None
         self._pending: list[int] = []  # signals noted by the handlers, handled by the main loop
         self._stuck_reported = False
@@ -109,14 +115,18 @@ class Daemon:
 
     # ---------------------------------------------------------------- the job (scheduler thread)
 
-    def _job(self) -> None:
-        self._sync()
+    def _job(self, trigger: str = "daemon") -> bool:
+        """One run (the scheduler's, or the watch's with trigger "watch"); True when it ended without a
+        run-level error."""
+        with self._runs:
+            ok = self._sync(trigger)
         # Only now, with the run's frame gone, is all it made unreachable.
         release_run_memory()
+        return ok
 
-    def _sync(self) -> None:
+    def _sync(self, trigger: str) -> bool:
         if self.stopping.is_set():
-            return
+            return False
         cfg = self.cfg
         timeout = cfg.schedule.run_timeout.total_seconds()
         now = time.monotonic()
@@ -125,13 +135,15 @@ class Daemon:
         self.notifier.status(f"syncing since {datetime.now():%H:%M:%S}; last: {self.last}")
         result: RunResult | None = None
         try:
-            result = self._execute(run, engine, trigger="daemon", on_file=_log_file)
+            result = self._execute(run, engine, trigger=trigger, on_file=_log_file)
         except Exception:
             log.exception("the run failed unexpectedly (please report it)")
         finally:
             engine.dispose()
-        if result is not None:
-            self._report(result, run)
+        if result is None:
+            return False
+        self._report(result, run)
+        return result.error is None
 
     def _execute(self, run: _Run, engine: Engine, **kwargs: Any) -> RunResult:
         """run_once as the current run: it stops taking files when asked (should_stop), and its
@@ -195,7 +207,9 @@ class Daemon:
         job = self.scheduler.get_job(JOB_ID) if self.scheduler is not None else None
         if job is not None and job.next_run_time is not None:
             nxt = f"; next run {job.next_run_time:%H:%M:%S}"
-        self.notifier.status(f"idle; last: {self.last}{nxt}")
+        every = self.cfg.schedule.watch_every()
+        watching = f"; watching the source every {every:g}s" if every is not None else ""
+        self.notifier.status(f"idle; last: {self.last}{nxt}{watching}")
 
     # ---------------------------------------------------------------- cutting a run (main thread)
 
@@ -251,6 +265,8 @@ class Daemon:
             self.scheduler.modify_job(JOB_ID, misfire_grace_time=_misfire(new.schedule))
             self.scheduler.reschedule_job(JOB_ID, trigger=trigger)
             log.info("schedule changed: %s", describe_schedule(new.schedule))
+        if self.watcher is not None:
+            self.watcher.wake()  # a changed watch period or source takes effect now
         if new.metrics != old.metrics:
             log.warning("metrics.listen changed to %s: it takes effect after a restart", new.metrics.listen)
         log.info("configuration reloaded from %s", path)
@@ -309,6 +325,8 @@ class Daemon:
         )
         self.scheduler = scheduler
         scheduler.start()
+        self.watcher = Watcher(lambda: self.cfg, lambda: self._job("watch"), self.stopping)
+        self.watcher.start()
         log.info("syncd daemon started (pid %d): %s", os.getpid(), describe_schedule(self.cfg.schedule))
         self.notifier.ready(f"started; {describe_schedule(self.cfg.schedule)}")
 
@@ -321,7 +339,7 @@ class Daemon:
                 break
             if signal.SIGHUP in got:
                 self._reload()
-            healthy = self._supervise() and self._scheduler_alive()
+            healthy = self._supervise() and self._scheduler_alive() and self.watcher.alive()
             if ping_every and healthy and time.monotonic() >= next_ping:
                 self.notifier.watchdog()
                 next_ping = time.monotonic() + ping_every
@@ -334,6 +352,8 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self._stop_run()
+        if self.watcher is not None:
+            self.watcher.stop()  # it closes its source connection
         log.info("stopped")
         self.notifier.close()
         return 0
@@ -428,7 +448,9 @@ def describe_schedule(s: ScheduleConfig) -> str:
         when = f"every {s.interval.total_seconds():g}s"
         if s.jitter:
             when += f" (jitter {s.jitter.total_seconds():g}s)"
-    return f"{when}, run_timeout {s.run_timeout.total_seconds():g}s, misfire_grace {s.misfire_grace.total_seconds():g}s"
+    text = f"{when}, run_timeout {s.run_timeout.total_seconds():g}s, misfire_grace {s.misfire_grace.total_seconds():g}s"
+    every = s.watch_every()
+    return text if every is None else f"{text}, watch {every:g}s"
 
 
 def run_daemon(cfg: Config, *, log_format: logs.LogFormat = "text", log_level: int = logging.INFO) -> int:

@@ -62,7 +62,7 @@ runs = Table(
     Column("started_at", DateTime, nullable=False, index=True),  # UTC
     Column("finished_at", DateTime, nullable=True),  # UTC
     Column("host", String(255), nullable=True),
-    Column("trigger", String(16), nullable=False),  # once | daemon | cron
+    Column("trigger", String(16), nullable=False),  # once | daemon | cron | watch
     Column("exit_code", Integer, nullable=True),
     Column("summary", Text, nullable=True),
     Column("error", Text, nullable=True),

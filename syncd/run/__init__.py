@@ -1,8 +1,9 @@
 """One sync, start to end: the runner, what it reports, and the run journal.
 
 `runner` composes one sync (source -> reader -> checks -> writer -> ledger); `outcome` is what it reports;
-`record` writes the run journal; `dryrun` is the apply's transaction, rolled back in `run-once --dry-run`.
-The CLI and the daemon call only these:
+`record` writes the run journal; `dryrun` is the apply's transaction, rolled back in `run-once --dry-run`;
+`watch` is the daemon's watch between runs (lists the source every `schedule.watch` on a kept connection,
+starts a run for a new complete file). The CLI and the daemon call only these:
 
 - `run_once(cfg, …) -> RunResult`: every pending complete export, each applied whole or not at all,
   under the run lock (dry_run=True: applied and rolled back, nothing recorded or moved); never raises
