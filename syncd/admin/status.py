@@ -25,7 +25,7 @@ from syncd.sources import open_source
 
 log = logging.getLogger("syncd.status")
 
-TRIGGERS = ("once", "cron", "daemon")
+TRIGGERS = ("once", "cron", "daemon", "watch")
 
 
 # ---------------------------------------------------------------- `syncd status`
