@@ -25,6 +25,7 @@ The figures are printed and written into BENCHMARKS.md between the freshness mar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -43,8 +44,11 @@ from bench.__main__ import OUT, ROOT, make_site
 from bench.baseline import linked_user
 from bench.generate import GENERATED_AT, Spec, iter_counterparties, write_export
 from tests.ops_helpers import env
+from tests.rig.ftpd import PASSWORD as FTP_PASSWORD
+from tests.rig.ftpd import FtpServer, running_ftpd
 from tests.rig.mariadb import MariaDB, running_mariadb
 from tests.rig.sshd import SshServer, running_sshd
+from tests.rig.tlscerts import make_certs
 
 SEED = 20261125
 COUNTERPARTIES = 10_000  # the M size
@@ -61,7 +65,7 @@ class Figures:
     idle_cpu: float  # CPU seconds of the daemon over idle_seconds
     idle_listings: int
     run_cpu: float  # CPU seconds of one idle scheduled run (a run-once process)
-    requests_per_listing: int
+    requests_per_listing: int | None
     watch: float
     interval: float
     exports: int
@@ -94,24 +98,42 @@ def export_bytes(template: bytes, n: int) -> bytes:
     return HEADER.sub(header, template, count=1)
 
 
-def put_as_1c(ssh: SshServer, folder: Path, name: str, data: bytes) -> float:
-    """NAME.tmp written, renamed to NAME, then NAME.done: the moment the marker is there."""
+FTP_PASSWORD_ENV = "SYNCD_FTP_PASSWORD"
+
+
+def put_as_1c(owner: tuple[int, int] | None, folder: Path, name: str, data: bytes) -> float:
+    """NAME.tmp written, renamed to NAME, then NAME.done: the moment the marker is there. `owner`: the
+    SFTP user's (uid, gid), so its server can move the files; None for the FTP server (it runs as us)."""
     tmp = folder / f"{name}.tmp"
     tmp.write_bytes(data)
-    os.chown(tmp, ssh.uid, ssh.gid)
+    if owner is not None:
+        os.chown(tmp, *owner)
     tmp.rename(folder / name)
     marker = folder / f"{name}.done"
     marker.write_bytes(b"")
-    os.chown(marker, ssh.uid, ssh.gid)
+    if owner is not None:
+        os.chown(marker, *owner)
     return time.time()
 
 
-def write_config(path: Path, ssh: SshServer, folder: Path, url: str, state: Path, watch: str) -> Path:
+def sftp_source(ssh: SshServer, folder: Path) -> str:
+    return ('type = "sftp"\n'
+            f'host = "{ssh.host}"\nport = {ssh.port}\nusername = "{ssh.username}"\n'
+            f'private_key = "{ssh.client_key}"\nknown_hosts = "{ssh.known_hosts}"\n'
+            f'remote_dir = "{folder}"\n')
+
+
+def ftp_source(ftp: FtpServer, ca: Path) -> str:
+    """Explicit FTPS, as 1C's FTPСоединение uploads with a secure connection."""
+    return ('type = "ftp"\ntls = "explicit"\n'
+            f'host = "{ftp.host}"\nport = {ftp.port}\nusername = "{ftp.username}"\n'
+            f'password_env = "{FTP_PASSWORD_ENV}"\nca_file = "{ca}"\nremote_dir = "."\n')
+
+
+def write_config(path: Path, source: str, url: str, state: Path, watch: str) -> Path:
     path.write_text(
-        '[source]\ntype = "sftp"\n'
-        f'host = "{ssh.host}"\nport = {ssh.port}\nusername = "{ssh.username}"\n'
-        f'private_key = "{ssh.client_key}"\nknown_hosts = "{ssh.known_hosts}"\n'
-        f'remote_dir = "{folder}"\npattern = "settlements_*"\n'
+        '[source]\n' + source +
+        'pattern = "settlements_*"\n'
         'require_marker = true\nmin_age = "0s"\n'
         'on_success = "move:processed"\non_failure = "move:failed"\ntimezone = "Europe/Moscow"\n'
         f'\n[database]\nurl = "{url}"\n'
@@ -146,17 +168,24 @@ class Committed:
         self._thread.join()
 
 
+def run_env() -> dict[str, str]:
+    return env(**{FTP_PASSWORD_ENV: FTP_PASSWORD})
+
+
 def run_once(config: Path) -> tuple[int, float]:
     """(exit code, CPU seconds) of `syncd run-once`."""
     proc = subprocess.Popen([sys.executable, "-m", "syncd", "run-once", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=run_env())
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-def requests_per_listing(config: Path) -> int:
+def requests_per_listing(config: Path) -> int | None:
+    """SFTP requests per listing; None for FTP (one LIST/MLSD command and its data connection)."""
     from syncd import config as config_mod
+    if config_mod.load(config).source.type != "sftp":
+        return None
     from syncd.sources.sftp import SftpSource
 
     with SftpSource(config_mod.load(config).source) as source:
@@ -172,18 +201,27 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def measure(exports: int, span: float, watch: str, idle: float, seed: int) -> Figures:
+def measure(exports: int, span: float, watch: str, idle: float, seed: int, kind: str = "sftp") -> Figures:
     from syncd.config import parse_duration
 
     base, nxt = templates()
-    with running_mariadb() as server, running_sshd() as ssh, tempfile.TemporaryDirectory() as tmp_name:
+    with running_mariadb() as server, contextlib.ExitStack() as stack, \
+            tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         spec = Spec(COUNTERPARTIES, 10, 2, SEED)
         linked = {cp.id: u for cp in iter_counterparties(spec) if (u := linked_user(cp.index)) is not None}
         url, params = make_site(server, "fresh", linked)
-        folder = ssh.make_dir("fresh")
-        config = write_config(tmp / "syncd.toml", ssh, folder, url + "?charset=utf8mb4", tmp / "state", watch)
-        put_as_1c(ssh, folder, "settlements_0000.xml", export_bytes(base, 0))
+        owner: tuple[int, int] | None = None
+        if kind == "ftp":
+            certs = make_certs(tmp / "certs")
+            ftp = stack.enter_context(running_ftpd(tmp / "ftp-root", "explicit", cert=certs.server))
+            folder, source = ftp.root, ftp_source(ftp, certs.ca)
+        else:
+            ssh = stack.enter_context(running_sshd())
+            folder, owner = ssh.make_dir("fresh"), (ssh.uid, ssh.gid)
+            source = sftp_source(ssh, folder)
+        config = write_config(tmp / "syncd.toml", source, url + "?charset=utf8mb4", tmp / "state", watch)
+        put_as_1c(owner, folder, "settlements_0000.xml", export_bytes(base, 0))
         code, _ = run_once(config)
         _log(f"first load (run-once): exit {code}")
         if code != 0:
@@ -193,7 +231,7 @@ def measure(exports: int, span: float, watch: str, idle: float, seed: int) -> Fi
         log_path = tmp / "daemon.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "syncd", "daemon", "--config", str(config)],
-                                    stdout=log, stderr=log, env=env())
+                                    stdout=log, stderr=log, env=run_env())
         try:
             time.sleep(5)  # its start run: nothing there
             rng = random.Random(seed)
@@ -203,7 +241,7 @@ def measure(exports: int, span: float, watch: str, idle: float, seed: int) -> Fi
             for i, at in enumerate(moments, start=1):
                 time.sleep(max(0.0, t0 + at - time.monotonic()))
                 name = f"settlements_{i:04d}.xml"
-                marked[name] = put_as_1c(ssh, folder, name, export_bytes(nxt if i % 2 else base, i))
+                marked[name] = put_as_1c(owner, folder, name, export_bytes(nxt if i % 2 else base, i))
                 _log(f"dropped {name} at +{at:.0f}s")
             deadline = time.monotonic() + 600
             while len(set(marked) & set(committed.seen)) < len(marked):
@@ -257,9 +295,12 @@ def report(f: Figures) -> str:
         f"({100 * watch_cpu_hour / 3600:.3f}% of one core) |",
         f"| + {runs_hour:g} scheduled runs at the 30 min interval ({f.run_cpu:.2f} s each as a whole "
         f"`run-once` process) | {hour_cpu:.2f} s ({100 * hour_cpu / 3600:.3f}% of one core) |",
-        f"| source listings (one SFTP session kept open) | {listings_hour:g}, {f.requests_per_listing} SFTP "
-        f"requests each: {listings_hour * f.requests_per_listing:g} requests |",
-        f"| new SSH sessions | {runs_hour:g} (one per scheduled run) + 0 for the watch |",
+        (f"| source listings (one SFTP session kept open) | {listings_hour:g}, {f.requests_per_listing} SFTP "
+         f"requests each: {listings_hour * f.requests_per_listing:g} requests |"
+         if f.requests_per_listing is not None else
+         f"| source listings (one FTPS control connection kept open) | {listings_hour:g}, one listing command "
+         "and its data connection each |"),
+        f"| new source sessions | {runs_hour:g} (one per scheduled run) + 0 for the watch |",
     ]
     return "\n".join(lines)
 
@@ -283,9 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--watch", default="60s", help="schedule.watch (default 60s)")
     ap.add_argument("--idle", type=float, default=600, help="seconds of idle daemon measured")
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--source", choices=("sftp", "ftp"), default="sftp",
+                    help="where 1C drops the exports: the SFTP rig, or an explicit-FTPS server (pyftpdlib)")
     ap.add_argument("--no-save", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
-    text = report(measure(args.exports, args.span, args.watch, args.idle, args.seed))
+    text = report(measure(args.exports, args.span, args.watch, args.idle, args.seed, args.source))
     print(text)
     if not args.no_save:
         save(text, sys.argv[1:] if argv is None else argv)
